@@ -1,0 +1,199 @@
+"""Parse the channel-list pages of a week into typed rows, one row per channel.
+
+Every check on a response body lives here, so that the raw layer can refuse a bad page before
+anything is stored, and the enriched layer can rebuild its rows from the stored pages alone.
+"""
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+
+from streams_t100.partitions import Week
+
+# Channels per page of the channel list; the API documents 100 rows a page.
+PAGE_SIZE = 100
+
+# The 16 fields of a channel record, under the API's own names, with their stored types.
+API_FIELDS: dict[str, pl.DataType] = {
+    "platform": pl.String(),
+    "channel_name": pl.String(),
+    "channel_display_name": pl.String(),
+    "channel_id": pl.String(),
+    "hours_watched": pl.Int64(),
+    "peak_viewers": pl.Int64(),
+    "average_viewers": pl.Int64(),
+    "airtime_in_m": pl.Int64(),
+    "followers_gain": pl.Int64(),
+    "live_views": pl.Int64(),
+    "last_streamed_game": pl.String(),
+    "avatar_url": pl.String(),
+    "channel_country": pl.String(),
+    "stream_language": pl.String(),
+    "partnership_status": pl.String(),
+    "channel_type": pl.String(),
+}
+
+COUNT_FIELDS = tuple(name for name, dtype in API_FIELDS.items() if dtype == pl.Int64())
+REQUIRED_TEXT_FIELDS = ("platform", "channel_name", "channel_id")
+OPTIONAL_TEXT_FIELDS = tuple(
+    name
+    for name, dtype in API_FIELDS.items()
+    if dtype == pl.String() and name not in REQUIRED_TEXT_FIELDS
+)
+
+WEEKLY_TOP_CHANNELS_SCHEMA = pl.Schema(
+    {
+        "week_start": pl.Date(),
+        "week_end": pl.Date(),
+        "iso_year": pl.Int32(),
+        "iso_week": pl.Int32(),
+        "rank": pl.Int32(),
+        **API_FIELDS,
+        "fetched_at": pl.Datetime("us", "UTC"),
+    }
+)
+
+
+class ChannelListError(ValueError):
+    """A channel-list page whose body cannot be turned into rows."""
+
+    def __init__(self, week: Week, page: int, reason: str):
+        super().__init__(f"week {week.key}, page {page}: {reason}")
+        self.week = week
+        self.page = page
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class StoredPage:
+    """The parts of a raw page that parsing needs."""
+
+    page: int
+    fetched_at: datetime
+    body: str
+
+
+def parse_week(week: Week, pages: Sequence[StoredPage]) -> pl.DataFrame:
+    """Turn one week's pages into one row per channel, ranked in the API's order.
+
+    Raises ChannelListError naming the week, the page and the reason for a body that is not
+    a JSON object with a non-empty `data` list, a record with a missing or mistyped field, or
+    a channel listed twice.
+    """
+    rows: list[dict[str, Any]] = []
+    first_seen_on_page: dict[str, int] = {}
+    for stored in sorted(pages, key=lambda p: p.page):
+        records = page_records(week, stored.page, stored.body)
+        for index, record in enumerate(records):
+            row = typed_record(week, stored.page, index, record)
+            channel_id = row["channel_id"]
+            if channel_id in first_seen_on_page:
+                raise ChannelListError(
+                    week,
+                    stored.page,
+                    f"channel {row['channel_name']!r} (channel_id {channel_id}) is listed "
+                    f"twice, first on page {first_seen_on_page[channel_id]}",
+                )
+            first_seen_on_page[channel_id] = stored.page
+            row["fetched_at"] = stored.fetched_at
+            rows.append(row)
+
+    return week_rows_frame(week, rows)
+
+
+def page_records(week: Week, page: int, body: str) -> list[Any]:
+    """Return the `data` list of a page body, or raise ChannelListError."""
+    try:
+        document = json.loads(body)
+    except ValueError as error:
+        raise ChannelListError(week, page, f"the body is not valid JSON ({error})") from None
+
+    if not isinstance(document, dict):
+        raise ChannelListError(week, page, "the body is not a JSON object")
+    if "data" not in document:
+        raise ChannelListError(week, page, "the body has no 'data' field")
+
+    records = document["data"]
+    if not isinstance(records, list):
+        raise ChannelListError(
+            week, page, f"'data' is a {json_type_name(records)}, expected a list"
+        )
+    if not records:
+        raise ChannelListError(week, page, "'data' is an empty list: no channels returned")
+    return records
+
+
+def typed_record(week: Week, page: int, index: int, record: Any) -> dict[str, Any]:
+    """Check one channel record and return its 16 fields with their stored Python types."""
+    where = f"record {index + 1}"
+    if not isinstance(record, dict):
+        raise ChannelListError(week, page, f"{where} is a {json_type_name(record)}, not an object")
+
+    missing = [name for name in API_FIELDS if name not in record]
+    if missing:
+        raise ChannelListError(week, page, f"{where} is missing {', '.join(missing)}")
+
+    typed: dict[str, Any] = {}
+    for name in REQUIRED_TEXT_FIELDS:
+        typed[name] = required_text(week, page, where, name, record[name])
+    for name in OPTIONAL_TEXT_FIELDS:
+        typed[name] = optional_text(week, page, where, name, record[name])
+    for name in COUNT_FIELDS:
+        typed[name] = count(week, page, where, name, record[name])
+    return typed
+
+
+def required_text(week: Week, page: int, where: str, name: str, value: Any) -> str:
+    # The API sends channel_id as a string; a number is accepted in case that ever changes.
+    if isinstance(value, int) and not isinstance(value, bool) and name == "channel_id":
+        return str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise ChannelListError(
+            week, page, f"{where}: {name} must be a non-empty string, got {value!r}"
+        )
+    return value
+
+
+def optional_text(week: Week, page: int, where: str, name: str, value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise ChannelListError(week, page, f"{where}: {name} must be a string or null, got {value!r}")
+
+
+def count(week: Week, page: int, where: str, name: str, value: Any) -> int:
+    """Return a count as an int. Only `live_views` may arrive as a string of digits."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if name == "live_views" and isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+
+    expected = "an integer or a string of digits" if name == "live_views" else "an integer"
+    raise ChannelListError(
+        week, page, f"{where}: {name} must be {expected}, got {json_type_name(value)} {value!r}"
+    )
+
+
+def week_rows_frame(week: Week, rows: list[dict[str, Any]]) -> pl.DataFrame:
+    frame = pl.DataFrame(rows, schema={**API_FIELDS, "fetched_at": pl.Datetime("us", "UTC")})
+    return frame.with_columns(
+        week_start=pl.lit(week.start, pl.Date()),
+        week_end=pl.lit(week.end, pl.Date()),
+        iso_year=pl.lit(week.iso_year, pl.Int32()),
+        iso_week=pl.lit(week.iso_week, pl.Int32()),
+        rank=pl.int_range(1, frame.height + 1, dtype=pl.Int32()),
+    ).select(WEEKLY_TOP_CHANNELS_SCHEMA.names())
+
+
+def empty_weekly_top_channels() -> pl.DataFrame:
+    return pl.DataFrame(schema=WEEKLY_TOP_CHANNELS_SCHEMA)
+
+
+def json_type_name(value: Any) -> str:
+    names = {dict: "object", list: "list", str: "string", bool: "boolean", float: "float"}
+    if value is None:
+        return "null"
+    return names.get(type(value), "integer" if isinstance(value, int) else type(value).__name__)
