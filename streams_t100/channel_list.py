@@ -119,9 +119,7 @@ def page_records(week: Week, page: int, body: str) -> list[Any]:
 
     records = document["data"]
     if not isinstance(records, list):
-        raise ChannelListError(
-            week, page, f"'data' is a {json_type_name(records)}, expected a list"
-        )
+        raise ChannelListError(week, page, f"'data' must be a list, got {json_type_name(records)}")
     if not records:
         raise ChannelListError(week, page, "'data' is an empty list: no channels returned")
     return records
@@ -131,7 +129,9 @@ def typed_record(week: Week, page: int, index: int, record: Any) -> dict[str, An
     """Check one channel record and return its 16 fields with their stored Python types."""
     where = f"record {index + 1}"
     if not isinstance(record, dict):
-        raise ChannelListError(week, page, f"{where} is a {json_type_name(record)}, not an object")
+        raise ChannelListError(
+            week, page, f"{where} must be an object, got {json_type_name(record)}"
+        )
 
     missing = [name for name in API_FIELDS if name not in record]
     if missing:

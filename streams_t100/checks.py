@@ -31,9 +31,7 @@ WEEKLY_TOP_CHANNELS_CHECKS: dict[str, tuple[str, bool]] = {
 }
 
 
-def check_specs_for(
-    asset_key: str, checks: dict[str, tuple[str, bool]]
-) -> list[dg.AssetCheckSpec]:
+def check_specs_for(asset_key: str, checks: dict[str, tuple[str, bool]]) -> list[dg.AssetCheckSpec]:
     return [
         dg.AssetCheckSpec(name, asset=asset_key, description=description, blocking=blocking)
         for name, (description, blocking) in checks.items()
@@ -100,9 +98,7 @@ def weeks_with_wrong_row_count(
 ) -> pl.Series:
     counts = dict(channels.group_by("week_start").len().iter_rows())
     wrong = [
-        week
-        for week, expected in expected_rows_per_week.items()
-        if counts.get(week, 0) != expected
+        week for week, expected in expected_rows_per_week.items() if counts.get(week, 0) != expected
     ]
     return pl.Series("week_start", wrong, dtype=pl.Date())
 

@@ -131,3 +131,7 @@ def simulate(host: str, port: int) -> None:
         simulator.serve()
     except KeyboardInterrupt:
         click.echo("Simulator stopped.")
+
+
+if __name__ == "__main__":
+    main()

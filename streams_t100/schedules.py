@@ -2,12 +2,9 @@
 
 import dagster as dg
 
-from streams_t100.partitions import weekly_partitions
-
 weekly_top100_job = dg.define_asset_job(
     "weekly_top100_job",
     selection=dg.AssetSelection.all(),
-    partitions_def=weekly_partitions,
     description="Fetch a week's top channels and rebuild every table that depends on them.",
 )
 

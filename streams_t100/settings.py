@@ -6,7 +6,11 @@ import os
 import dagster as dg
 
 from streams_t100.streams_charts import DEFAULT_BASE_URL, StreamsChartsClient
-from streams_t100.warehouse import DEFAULT_DUCKDB_PATH, DEFAULT_MOTHERDUCK_DATABASE, WarehouseIOManager
+from streams_t100.warehouse import (
+    DEFAULT_DUCKDB_PATH,
+    DEFAULT_MOTHERDUCK_DATABASE,
+    WarehouseIOManager,
+)
 
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off", "")
@@ -25,9 +29,8 @@ def env_flag(name: str, default: bool = False) -> bool:
         return True
     if word in FALSE_WORDS:
         return False
-    raise InvalidSettingError(
-        f"invalid {name}={raw!r}: use one of {', '.join(TRUE_WORDS)} or {', '.join(FALSE_WORDS[:-1])}"
-    )
+    valid = ", ".join(TRUE_WORDS + FALSE_WORDS[:-1])
+    raise InvalidSettingError(f"invalid {name}={raw!r}: use one of {valid}, or leave it unset")
 
 
 def env_or_default(name: str, default: str) -> str:
@@ -50,6 +53,8 @@ def streams_charts_from_env() -> StreamsChartsClient:
 def warehouse_from_env() -> WarehouseIOManager:
     return WarehouseIOManager(
         duckdb_path=env_or_default("STREAMS_T100_DUCKDB_PATH", DEFAULT_DUCKDB_PATH),
-        motherduck_token=dg.EnvVar("MOTHERDUCK_TOKEN") if os.environ.get("MOTHERDUCK_TOKEN") else None,
+        motherduck_token=dg.EnvVar("MOTHERDUCK_TOKEN")
+        if os.environ.get("MOTHERDUCK_TOKEN")
+        else None,
         motherduck_database=env_or_default("MOTHERDUCK_DATABASE", DEFAULT_MOTHERDUCK_DATABASE),
     )

@@ -99,7 +99,9 @@ def channel_pool(platform: str) -> tuple[SimulatedChannel, ...]:
 @cache
 def week_ranking(platform: str, week_start: date) -> tuple[dict[str, Any], ...]:
     """Return every simulated channel's record for a week, most hours watched first."""
-    records = [simulated_record(platform, week_start, channel) for channel in channel_pool(platform)]
+    records = [
+        simulated_record(platform, week_start, channel) for channel in channel_pool(platform)
+    ]
     records.sort(key=lambda record: (-record["hours_watched"], record["channel_name"]))
     return tuple(records)
 
@@ -165,9 +167,7 @@ def week_for_time_value(time_value: str | None, now: datetime) -> Week:
     )
 
 
-def channel_list_page(
-    query: dict[str, str], host: str, now: datetime
-) -> dict[str, Any]:
+def channel_list_page(query: dict[str, str], host: str, now: datetime) -> dict[str, Any]:
     """Build the response document for one channel-list request."""
     platform = query.get("platform", "twitch")
     if platform not in PLATFORMS:

@@ -175,13 +175,17 @@ class StreamsChartsClient(dg.ConfigurableResource):
     def _fetch_pages(self, week: Week, time_value: str) -> Iterator[FetchedPage]:
         url = self._first_page_url(time_value)
         for page in range(1, self.pages + 1):
-            if url is None:
-                raise StreamsChartsError(
-                    week, page, f"the API returned {page - 1} pages, but {self.pages} were asked"
-                )
             fetched = self._get_page(week, page, time_value, url)
             yield fetched
-            url = self._next_page_url(week, page, fetched.body)
+            if page == self.pages:
+                # links.next of the last wanted page is never read, so it cannot fail the run.
+                return
+            next_url = self._next_page_url(week, page, fetched.body)
+            if next_url is None:
+                raise StreamsChartsError(
+                    week, page, f"the API returned {page} pages, but {self.pages} were asked"
+                )
+            url = next_url
 
     def _first_page_url(self, time_value: str) -> str:
         query = {"platform": self.platform, "time": time_value, "page": "1"}

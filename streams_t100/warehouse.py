@@ -19,6 +19,7 @@ import duckdb
 import polars as pl
 from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
 from dagster_duckdb.io_manager import DuckDbClient
+
 # The stock client's WHERE clause for a partition slice, so deletes match its loads exactly.
 from dagster_duckdb.io_manager import _partition_where_clause as partition_where_clause
 from dagster_duckdb_polars import DuckDBPolarsTypeHandler
@@ -142,7 +143,9 @@ class PolarsByNameTypeHandler(DuckDBPolarsTypeHandler):
             connection.unregister("incoming_rows")
 
         column_schema = dg.TableSchema(
-            columns=[dg.TableColumn(name=name, type=str(dtype)) for name, dtype in obj.schema.items()]
+            columns=[
+                dg.TableColumn(name=name, type=str(dtype)) for name, dtype in obj.schema.items()
+            ]
         )
         return {
             "dagster/row_count": dg.MetadataValue.int(obj.height),

@@ -19,6 +19,7 @@ ONE_WEEK = timedelta(days=7)
 
 MOVEMENTS = ("up", "down", "unchanged", "new", "dropped_out", "unknown")
 
+
 @dg.asset(
     **WEEKLY_ASSET_SETTINGS,
     ins={
@@ -42,7 +43,9 @@ def weekly_channel_movers(
     context.log.info("Movers over %d weeks: %s", len(weeks), counts)
     return dg.Output(
         movers,
-        metadata={movement: dg.MetadataValue.int(counts.get(movement, 0)) for movement in MOVEMENTS},
+        metadata={
+            movement: dg.MetadataValue.int(counts.get(movement, 0)) for movement in MOVEMENTS
+        },
     )
 
 
@@ -83,18 +86,14 @@ def channel_movers(top_channels: pl.DataFrame, weeks: list[Week]) -> pl.DataFram
         "week_start",
         "channel_id",
         pl.coalesce("channel_name", "previous_channel_name").alias("channel_name"),
-        pl.coalesce("channel_display_name", "previous_display_name").alias(
-            "channel_display_name"
-        ),
+        pl.coalesce("channel_display_name", "previous_display_name").alias("channel_display_name"),
         "rank",
         "previous_rank",
         # Positive when the channel climbed: rank 5 last week and 2 this week is +3.
         (pl.col("previous_rank") - pl.col("rank")).alias("rank_change"),
         "hours_watched",
         "previous_hours_watched",
-        (pl.col("hours_watched") - pl.col("previous_hours_watched")).alias(
-            "hours_watched_change"
-        ),
+        (pl.col("hours_watched") - pl.col("previous_hours_watched")).alias("hours_watched_change"),
         movement.alias("movement"),
     ).sort("week_start", pl.col("rank").fill_null(1_000_000), "previous_rank")
 
@@ -129,12 +128,16 @@ def category_summary(top_channels: pl.DataFrame) -> pl.DataFrame:
             .with_columns(dimension=pl.lit(dimension))
         )
     summary = pl.concat(frames)
-    return summary.with_columns(
-        hours_watched_share=pl.col("hours_watched")
-        / pl.col("hours_watched").sum().over("week_start", "dimension")
-    ).select(
-        "week_start", "dimension", "value", "channels", "hours_watched", "hours_watched_share"
-    ).sort("week_start", "dimension", pl.col("hours_watched"), descending=[False, False, True])
+    return (
+        summary.with_columns(
+            hours_watched_share=pl.col("hours_watched")
+            / pl.col("hours_watched").sum().over("week_start", "dimension")
+        )
+        .select(
+            "week_start", "dimension", "value", "channels", "hours_watched", "hours_watched_share"
+        )
+        .sort("week_start", "dimension", pl.col("hours_watched"), descending=[False, False, True])
+    )
 
 
 @dg.asset(kinds={"duckdb", "polars"}, group_name=GROUP_NAME, pool=WAREHOUSE_POOL)
@@ -142,9 +145,7 @@ def channel_profiles(weekly_top_channels: pl.DataFrame) -> dg.Output[pl.DataFram
     """One row per channel ever listed: its latest names and attributes, the first and last
     week it was seen, the weeks it spent in the top 100 and its best rank."""
     profiles = latest_channel_profiles(weekly_top_channels)
-    return dg.Output(
-        profiles, metadata={"channels": dg.MetadataValue.int(profiles.height)}
-    )
+    return dg.Output(profiles, metadata={"channels": dg.MetadataValue.int(profiles.height)})
 
 
 LATEST_ATTRIBUTES = (

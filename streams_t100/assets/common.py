@@ -15,6 +15,7 @@ def weeks_in_run(context: dg.AssetExecutionContext) -> list[Week]:
     """Return the weeks this run materializes: one, or a range in a single-run backfill."""
     return [Week.from_key(key) for key in context.partition_keys]
 
+
 # What every weekly table shares: the week partitions, one run for a whole backfill range,
 # and `week_start` as the column that the IO manager replaces a week's rows by.
 WEEKLY_ASSET_SETTINGS = dict(
