@@ -140,7 +140,13 @@ def category_summary(top_channels: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-@dg.asset(kinds={"duckdb", "polars"}, group_name=GROUP_NAME, pool=WAREHOUSE_POOL)
+@dg.asset(
+    kinds={"duckdb", "polars"},
+    group_name=GROUP_NAME,
+    pool=WAREHOUSE_POOL,
+    # Not partitioned, but declared so that a week range with `--select '*'` stays one run.
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
 def channel_profiles(weekly_top_channels: pl.DataFrame) -> dg.Output[pl.DataFrame]:
     """One row per channel ever listed: its latest names and attributes, the first and last
     week it was seen, the weeks it spent in the top 100 and its best rank."""

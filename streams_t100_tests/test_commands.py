@@ -1,0 +1,117 @@
+"""The commands a user runs: `streams-t100 demo`, and Dagster's CLI from the repository root."""
+
+import os
+import re
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from streams_t100_tests.helpers import query
+
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+# Variables that would point a command at another API, warehouse or Dagster instance.
+PROJECT_VARIABLES = re.compile(r"^(STREAMS_CHARTS_|STREAMS_T100_|MOTHERDUCK_|DAGSTER_)")
+
+
+def clean_environment(**variables: str) -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items() if not PROJECT_VARIABLES.match(k)}
+    return {**environment, **variables}
+
+
+def run(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_demo_writes_the_weeks_it_reports(tmp_path):
+    completed = run(
+        [str(BIN / "streams-t100"), "demo", "--weeks", "3"], tmp_path, clean_environment()
+    )
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    reported = re.search(r"Wrote 3 weeks to (\S+): (.+)", completed.stdout)
+    assert reported, completed.stdout
+    database = tmp_path / reported.group(1).rstrip(":")
+    assert database == tmp_path / "data" / "streams_t100.duckdb"
+
+    # The three weeks before the current one, worked out from today's date.
+    this_monday = datetime.now(UTC).date() - timedelta(days=datetime.now(UTC).weekday())
+    expected = [this_monday - timedelta(weeks=n) for n in (3, 2, 1)]
+    assert reported.group(2).split(", ") == [week.isoformat() for week in expected]
+
+    for table in ("raw_channel_pages", "weekly_top_channels", "weekly_channel_movers"):
+        weeks = query(database, "select distinct week_start from {table} order by 1", table)
+        assert weeks == [(week,) for week in expected], table
+    counts = query(
+        database, "select count(*) from {table} group by week_start", "weekly_top_channels"
+    )
+    assert counts == [(100,), (100,), (100,)]
+    assert "SIMULATED DATA" in completed.stdout
+    assert completed.stdout.count("Sim_") == 10
+
+
+def simulator_environment(simulator, database: Path) -> dict[str, str]:
+    return clean_environment(
+        STREAMS_CHARTS_BASE_URL=simulator.base_url,
+        STREAMS_CHARTS_CLIENT_ID=simulator.client_id,
+        STREAMS_CHARTS_TOKEN=simulator.token,
+        STREAMS_CHARTS_ALLOW_PAID="true",
+        STREAMS_T100_DUCKDB_PATH=str(database),
+    )
+
+
+def materialize_command(*partition_arguments: str) -> list[str]:
+    return [
+        str(BIN / "dagster"), "asset", "materialize", "-m", "streams_t100.definitions",
+        "--select", "*", *partition_arguments,
+    ]  # fmt: skip
+
+
+def test_readme_materialize_command(simulator, tmp_path):
+    database = tmp_path / "streams_t100.duckdb"
+    command = materialize_command("--partition", "2025-01-06")
+
+    completed = run(command, REPOSITORY_ROOT, simulator_environment(simulator, database))
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    weeks = query(
+        database, "select week_start, count(*) from {table} group by 1", "weekly_top_channels"
+    )
+    assert [(str(week), count) for week, count in weeks] == [("2025-01-06", 100)]
+    assert [request.query["time"] for request in simulator.requests] == ["2025-01-06,2025-01-12"]
+
+
+def test_readme_partition_range_command(simulator, tmp_path):
+    database = tmp_path / "streams_t100.duckdb"
+    command = materialize_command("--partition-range", "2025-01-06...2025-01-20")
+
+    completed = run(command, REPOSITORY_ROOT, simulator_environment(simulator, database))
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    weeks = query(
+        database, "select week_start, count(*) from {table} group by 1 order by 1",
+        "weekly_top_channels",
+    )  # fmt: skip
+    assert [(str(week), count) for week, count in weeks] == [
+        ("2025-01-06", 100),
+        ("2025-01-13", 100),
+        ("2025-01-20", 100),
+    ]
+    # One run for the range: exactly one request per week, and one run's worth of steps.
+    assert len(simulator.requests) == 3
+    assert completed.stderr.count("RUN_SUCCESS") == 1
+
+
+def test_code_location_found_without_flags():
+    # `dagster dev` and `dagster definitions validate` find the code location through
+    # [tool.dagster] in pyproject.toml when run from the root with no flags.
+    completed = run(
+        [str(BIN / "dagster"), "definitions", "validate"], REPOSITORY_ROOT, clean_environment()
+    )
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "Validation successful for code location streams_t100" in completed.stdout
