@@ -9,7 +9,7 @@ weekly_top100_job = dg.define_asset_job(
 )
 
 # A schedule built from a partitioned job requests the partition that ended most recently, so
-# the Monday 08:00 tick asks for the week that ended eight hours earlier.
+# the Monday 08:00 tick requests the week that ended eight hours earlier.
 weekly_top100_schedule = dg.build_schedule_from_partitioned_job(
     weekly_top100_job, hour_of_day=8, minute_of_hour=0
 )

@@ -140,7 +140,7 @@ def simulated_record(platform: str, week_start: date, channel: SimulatedChannel)
 
 
 class ApiRequestError(Exception):
-    """A request the simulated API answers with an error status and message."""
+    """A request that the simulated API rejects with an error status and message."""
 
     def __init__(self, status: HTTPStatus, message: str):
         super().__init__(message)
@@ -150,8 +150,8 @@ class ApiRequestError(Exception):
 
 def week_for_time_value(time_value: str | None, now: datetime) -> Week:
     if time_value == "7-days":
-        # The real API returns the seven days before the call; the simulator serves the last
-        # complete week instead, which is what a call made on the following Monday returns.
+        # The real API returns the seven days before the call. The simulator serves the last
+        # complete week instead, which is what a call on the following Monday returns.
         return last_complete_week(now)
     if time_value and "," in time_value:
         first, _, last = time_value.partition(",")

@@ -66,8 +66,8 @@ class RetryAfterTooLongError(RuntimeError):
 class CappedRetry(Retry):
     """urllib3's Retry, except that a Retry-After above `max_retry_after` fails at once.
 
-    Plain Retry would sleep for as long as the server asks (or, with `retry_after_max`, sleep
-    for less and retry too early); a run that silently hangs for an hour helps nobody.
+    Plain Retry sleeps for as long as the server requests, or with `retry_after_max` sleeps
+    for less and retries too early. A clear failure is better than a run that hangs for an hour.
     """
 
     max_retry_after: float = 60.0
@@ -178,7 +178,7 @@ class StreamsChartsClient(dg.ConfigurableResource):
             fetched = self._get_page(week, page, time_value, url)
             yield fetched
             if page == self.pages:
-                # links.next of the last wanted page is never read, so it cannot fail the run.
+                # The last page's links.next is not read, so a bad link there cannot fail the run.
                 return
             next_url = self._next_page_url(week, page, fetched.body)
             if next_url is None:

@@ -4,8 +4,8 @@ It is the dagster-duckdb-polars IO manager with two changes that keep stored wee
 - the delete of a partition and the insert of its new rows run in one transaction, so a
   write that fails leaves the previous rows as they were;
 - rows are inserted by column name, so a table whose columns were reordered or extended
-  still receives each value in its own column, and a frame with a column that the table
-  lacks fails the write instead of shifting values.
+  still receives each value in its own column. A frame with a column that the table lacks
+  fails the write instead of shifting values.
 """
 
 import re
@@ -29,8 +29,8 @@ SCHEMA = "streams_t100"
 DEFAULT_DUCKDB_PATH = "data/streams_t100.duckdb"
 DEFAULT_MOTHERDUCK_DATABASE = "streams_t100"
 
-# Another process holding the local file's write lock makes connect() fail at once; waiting
-# a little covers a short overlap, while long runs are kept apart by the concurrency pool.
+# connect() fails at once while another process holds the local file's write lock. Waiting
+# a little covers a short overlap, and the concurrency pool keeps long runs apart.
 LOCK_WAIT_ATTEMPTS = 20
 LOCK_WAIT_SECONDS = 0.5
 
@@ -168,7 +168,7 @@ class WarehouseIOManager(dg.ConfigurableIOManagerFactory):
         default=None, description="MotherDuck token; when set, the warehouse is MotherDuck."
     )
     motherduck_database: str = Field(default=DEFAULT_MOTHERDUCK_DATABASE)
-    schema_name: str = Field(default=SCHEMA, description="Schema that holds every table.")
+    schema_name: str = Field(default=SCHEMA, description="Schema that contains every table.")
 
     @field_validator("motherduck_database", "schema_name")
     @classmethod
@@ -191,7 +191,7 @@ class WarehouseIOManager(dg.ConfigurableIOManagerFactory):
         return self.duckdb_path
 
     def catalog_name(self) -> str:
-        """The database name that DuckDB shows for the warehouse, used in table names."""
+        """Return the catalog name that DuckDB gives the warehouse, for qualified table names."""
         if self.uses_motherduck:
             return self.motherduck_database
         return Path(self.duckdb_path).stem

@@ -65,7 +65,7 @@ def query(duckdb_path: Path, sql: str, table: str, parameters: Sequence[Any] = (
 
 
 class StaticApi:
-    """An HTTP server on loopback that answers every GET with one fixed JSON body."""
+    """An HTTP server on loopback that returns one fixed JSON body for every GET."""
 
     def __init__(self, body: str, status: int = 200):
         self.body = body.encode()

@@ -111,7 +111,11 @@ def test_movers_against_week_before(two_weeks):
     assert {c for c, m in movers.items() if m[0] == "dropped_out"} == first.keys() - second.keys()
     for channel_id in second.keys() & first.keys():
         before, now = first[channel_id], second[channel_id]
-        expected = "up" if now < before else "down" if now > before else "unchanged"
+        expected = "unchanged"
+        if now < before:
+            expected = "up"
+        elif now > before:
+            expected = "down"
         assert movers[channel_id] == (expected, now, before, before - now)
 
 

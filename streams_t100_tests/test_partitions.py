@@ -35,7 +35,7 @@ def test_partition_key_for_moment(moment, expected_key):
     ("key", "sunday", "iso_year", "iso_week"),
     [
         ("2025-01-06", date(2025, 1, 12), 2025, 2),
-        # Starts in December but holds 2025-01-02, the first Thursday of 2025: ISO week 1.
+        # Starts in December but contains 2025-01-02, the first Thursday of 2025, so ISO week 1.
         ("2024-12-30", date(2025, 1, 5), 2025, 1),
         # 2020 began on a Wednesday and was a leap year, so it has an ISO week 53.
         ("2020-12-28", date(2021, 1, 3), 2020, 53),

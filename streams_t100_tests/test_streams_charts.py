@@ -50,8 +50,8 @@ def test_fewer_pages_than_asked(simulator):
 
 
 def test_next_link_rebuilt_on_configured_host():
-    # The API writes links.next with http:// and without a port; the client keeps only its
-    # path and query and sends it to the configured scheme, host and port.
+    # The API writes links.next with http:// and without a port. The client keeps only the
+    # link's path and query, and sends them to the configured scheme, host and port.
     sample = documented_sample()
     sample["links"]["next"] = (
         "http://127.0.0.1/api/jazz/channels?platform=twitch&time=7-days&page=2"

@@ -16,8 +16,8 @@ def weeks_in_run(context: dg.AssetExecutionContext) -> list[Week]:
     return [Week.from_key(key) for key in context.partition_keys]
 
 
-# What every weekly table shares: the week partitions, one run for a whole backfill range,
-# and `week_start` as the column that the IO manager replaces a week's rows by.
+# Settings shared by every weekly table: the week partitions, one run for a whole backfill
+# range, and `week_start` as the column by which the IO manager replaces a week's rows.
 WEEKLY_ASSET_SETTINGS = dict(
     partitions_def=weekly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
