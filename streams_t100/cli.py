@@ -109,7 +109,9 @@ def print_summary(database: Path, weeks: list[Week]) -> None:
             [weeks[-1].start],
         ).fetchall()
 
-    click.echo(f"\nWrote {len(stored)} weeks to {database}: {', '.join(str(w[0]) for w in stored)}")
+    weeks_word = "week" if len(stored) == 1 else "weeks"
+    stored_keys = ", ".join(str(week_start) for (week_start,) in stored)
+    click.echo(f"\nWrote {len(stored)} {weeks_word} to {database}: {stored_keys}")
     click.echo(f"\nTop 10 of week {weeks[-1]} (SIMULATED DATA):")
     click.echo(f"{'rank':>4}  {'channel':<20} {'hours watched':>14} {'avg viewers':>12}  game")
     for rank, name, hours_watched, average_viewers, game in top_ten:
@@ -121,8 +123,14 @@ def print_summary(database: Path, weeks: list[Week]) -> None:
 @click.option("--port", default=DEFAULT_SIMULATOR_PORT, show_default=True, help="TCP port.")
 def simulate(host: str, port: int) -> None:
     """Serve the simulated Streams Charts API until interrupted (for `dagster dev`)."""
-    simulator = Simulator(host=host, port=port, log_requests=True)
-    click.echo(f"Serving {SIMULATED_LABEL} on {simulator.base_url}. Point the pipeline at it:")
+    try:
+        simulator = Simulator(host=host, port=port, log_requests=True)
+    except OSError as error:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port} ({error.strerror}); choose another with --port"
+        ) from None
+    click.echo(f"Simulator serving on {simulator.base_url} ({SIMULATED_LABEL}).")
+    click.echo("Point the pipeline at it:")
     click.echo(f"  export STREAMS_CHARTS_BASE_URL={simulator.base_url}")
     click.echo(f"  export STREAMS_CHARTS_CLIENT_ID={simulator.client_id}")
     click.echo(f"  export STREAMS_CHARTS_TOKEN={simulator.token}")

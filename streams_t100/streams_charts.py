@@ -131,9 +131,13 @@ class StreamsChartsClient(dg.ConfigurableResource):
 
     _session: requests.Session | None = PrivateAttr(default=None)
 
-    @field_validator("platform")
+    @field_validator("platform", mode="before")
     @classmethod
-    def _known_platform(cls, platform: str) -> str:
+    def _known_platform(cls, platform: object) -> object:
+        # At definition time an EnvVar carries the variable's name; Dagster validates again
+        # with the variable's value when the resource is built for a run.
+        if isinstance(platform, dg.EnvVar):
+            return platform
         if platform not in PLATFORMS:
             raise ValueError(f"unknown platform {platform!r}; valid: {', '.join(PLATFORMS)}")
         return platform
@@ -159,10 +163,14 @@ class StreamsChartsClient(dg.ConfigurableResource):
             raise ValueError(f"must be more than 0 seconds, got {value}")
         return value
 
-    def time_value_for(self, week: Week, now: datetime) -> str:
-        """Return the `time` value for `week` at `now`; raises RequestWindowError if refused."""
+    def time_value_for(self, week: Week, now: datetime, allow_paid_for_run: bool = False) -> str:
+        """Return the `time` value for `week` at `now`; raises RequestWindowError if refused.
+
+        `allow_paid_for_run` allows paid requests for one run even where the resource does not.
+        """
         tolerance = timedelta(hours=self.free_window_tolerance_hours)
-        return time_value_for_week(week, now, tolerance, self.allow_paid_requests)
+        allow_paid = self.allow_paid_requests or allow_paid_for_run
+        return time_value_for_week(week, now, tolerance, allow_paid)
 
     def fetch_week(self, week: Week, time_value: str) -> list[FetchedPage]:
         """Fetch the configured number of pages of the channel list for `week`.

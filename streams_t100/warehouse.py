@@ -170,10 +170,13 @@ class WarehouseIOManager(dg.ConfigurableIOManagerFactory):
     motherduck_database: str = Field(default=DEFAULT_MOTHERDUCK_DATABASE)
     schema_name: str = Field(default=SCHEMA, description="Schema that contains every table.")
 
-    @field_validator("motherduck_database", "schema_name")
+    @field_validator("motherduck_database", "schema_name", mode="before")
     @classmethod
-    def _valid_identifier(cls, name: str) -> str:
-        if not IDENTIFIER.match(name):
+    def _valid_identifier(cls, name: object) -> object:
+        # An EnvVar is checked once Dagster resolves it to its value, when a run starts.
+        if isinstance(name, dg.EnvVar):
+            return name
+        if not isinstance(name, str) or not IDENTIFIER.match(name):
             raise ValueError(
                 f"invalid name {name!r}: use letters, digits and underscores, not starting "
                 "with a digit"

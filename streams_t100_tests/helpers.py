@@ -40,10 +40,14 @@ def materialize_weeks(
     last_week: str | None = None,
     assets: Sequence[Any] = ASSETS,
     raise_on_error: bool = True,
+    instance: dg.DagsterInstance | None = None,
+    run_config: dict[str, Any] | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Materialize `assets` for the weeks from `first_week` to `last_week` in one run."""
     return dg.materialize(
         assets,
+        instance=instance,
+        run_config=run_config,
         resources={
             "streams_charts": client,
             "io_manager": WarehouseIOManager(duckdb_path=str(duckdb_path)),

@@ -2,11 +2,15 @@
 
 import os
 import re
+import socket
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from click.testing import CliRunner
+
+from streams_t100.cli import main
 from streams_t100_tests.helpers import query
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
@@ -115,3 +119,16 @@ def test_code_location_found_without_flags():
 
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "Validation successful for code location streams_t100" in completed.stdout
+
+
+def test_simulate_reports_busy_port():
+    with socket.socket() as occupied:
+        occupied.bind(("127.0.0.1", 0))
+        occupied.listen()
+        port = occupied.getsockname()[1]
+
+        outcome = CliRunner().invoke(main, ["simulate", "--port", str(port)])
+
+    assert outcome.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in outcome.output
+    assert "choose another with --port" in outcome.output

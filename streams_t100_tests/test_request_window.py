@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from streams_t100.assets.raw import raw_channel_pages
 from streams_t100.partitions import Week
 from streams_t100.request_window import RequestWindowError, time_value_for_week
 from streams_t100_tests.helpers import client_for, materialize_weeks, step_error
@@ -114,3 +115,15 @@ def test_free_request_for_week_just_ended(duckdb_path):
 
         sent = [request.query["time"] for request in simulator.requests]
     assert sent == ["7-days"]
+
+
+def test_run_config_allows_paid_for_one_run(simulator, duckdb_path):
+    client = client_for(simulator.base_url, simulator.client_id, simulator.token)
+    run_config = {"ops": {"raw_channel_pages": {"config": {"allow_paid_requests": True}}}}
+
+    result = materialize_weeks(
+        client, duckdb_path, "2025-01-06", assets=[raw_channel_pages], run_config=run_config
+    )
+
+    assert result.success
+    assert [request.query["time"] for request in simulator.requests] == ["2025-01-06,2025-01-12"]

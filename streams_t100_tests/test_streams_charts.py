@@ -2,11 +2,13 @@
 
 import json
 
+import dagster as dg
 import pytest
 from pydantic import ValidationError
 
 from streams_t100.partitions import Week
-from streams_t100.streams_charts import StreamsChartsError
+from streams_t100.settings import streams_charts_from_env
+from streams_t100.streams_charts import StreamsChartsClient, StreamsChartsError
 from streams_t100_tests.helpers import StaticApi, client_for, documented_sample
 
 WEEK = Week.from_key("2025-01-06")
@@ -103,3 +105,41 @@ def test_unknown_platform_rejected():
 def test_invalid_setting_rejected(setting, value, reason):
     with pytest.raises(ValidationError, match=reason):
         client_for("http://127.0.0.1:9/api/jazz", "c", "t", **{setting: value})
+
+
+def test_platform_from_env_var_is_used(monkeypatch, simulator):
+    monkeypatch.setenv("STREAMS_CHARTS_PLATFORM", "kick")
+    monkeypatch.setenv("STREAMS_CHARTS_BASE_URL", simulator.base_url)
+    monkeypatch.setenv("STREAMS_CHARTS_CLIENT_ID", simulator.client_id)
+    monkeypatch.setenv("STREAMS_CHARTS_TOKEN", simulator.token)
+
+    @dg.asset
+    def platform_sent(streams_charts: StreamsChartsClient) -> None:
+        streams_charts.fetch_week(WEEK, EXPLICIT)
+
+    result = dg.materialize(
+        [platform_sent], resources={"streams_charts": streams_charts_from_env()}
+    )
+
+    assert result.success
+    assert [request.query["platform"] for request in simulator.requests] == ["kick"]
+
+
+def test_platform_from_env_var_is_validated(monkeypatch):
+    monkeypatch.setenv("STREAMS_CHARTS_PLATFORM", "twich")
+    monkeypatch.setenv("STREAMS_CHARTS_CLIENT_ID", "c")
+    monkeypatch.setenv("STREAMS_CHARTS_TOKEN", "t")
+
+    @dg.asset
+    def never_runs(streams_charts: StreamsChartsClient) -> None:
+        raise AssertionError("the resource should have failed to initialize")
+
+    result = dg.materialize(
+        [never_runs], resources={"streams_charts": streams_charts_from_env()}, raise_on_error=False
+    )
+
+    assert not result.success
+    (failure,) = [event for event in result.all_events if event.is_resource_init_failure]
+    assert (
+        "unknown platform 'twich'; valid: twitch" in failure.event_specific_data.error.to_string()
+    )

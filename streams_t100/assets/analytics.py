@@ -41,12 +41,26 @@ def weekly_channel_movers(
     movers = channel_movers(weekly_top_channels, weeks)
     counts = dict(movers.group_by("movement").len().iter_rows())
     context.log.info("Movers over %d weeks: %s", len(weeks), counts)
-    return dg.Output(
-        movers,
-        metadata={
-            movement: dg.MetadataValue.int(counts.get(movement, 0)) for movement in MOVEMENTS
-        },
-    )
+
+    without_list = weeks_without_top_list(weekly_top_channels, weeks)
+    if without_list:
+        context.log.warning(
+            "No movers for %s: weekly_top_channels has no rows for these weeks yet",
+            ", ".join(week.key for week in without_list),
+        )
+    metadata = {movement: dg.MetadataValue.int(counts.get(movement, 0)) for movement in MOVEMENTS}
+    metadata["weeks_without_top_list"] = ", ".join(week.key for week in without_list) or "none"
+    return dg.Output(movers, metadata=metadata)
+
+
+def weeks_without_top_list(top_channels: pl.DataFrame, weeks: list[Week]) -> list[Week]:
+    """Return the weeks of the run that `weekly_top_channels` has no rows for.
+
+    An asset backfill also rebuilds the movers of the week after its last week, because that
+    week's movers read the last week. When that week has not been fetched yet, it gets no rows.
+    """
+    loaded = set(top_channels.get_column("week_start").unique().to_list())
+    return [week for week in weeks if week.start not in loaded]
 
 
 def channel_movers(top_channels: pl.DataFrame, weeks: list[Week]) -> pl.DataFrame:
@@ -64,9 +78,11 @@ def channel_movers(top_channels: pl.DataFrame, weeks: list[Week]) -> pl.DataFram
     loaded_weeks = top_channels.get_column("week_start").unique().implode()
     run_weeks = pl.Series([week.start for week in weeks], dtype=pl.Date()).implode()
 
+    # Only weeks whose own list is loaded are compared: without it, every channel of the week
+    # before would look as if it had dropped out.
     compared = this_week.join(
         week_before, on=["week_start", "channel_id"], how="full", coalesce=True
-    ).filter(pl.col("week_start").is_in(run_weeks))
+    ).filter(pl.col("week_start").is_in(run_weeks) & pl.col("week_start").is_in(loaded_weeks))
 
     previous_week_loaded = (pl.col("week_start") - ONE_WEEK).is_in(loaded_weeks)
     movement = (

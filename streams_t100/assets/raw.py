@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import polars as pl
+from pydantic import Field
 
 from streams_t100.assets.common import WEEKLY_ASSET_SETTINGS, weeks_in_run
 from streams_t100.channel_list import StoredPage, parse_week
@@ -24,11 +25,21 @@ RAW_CHANNEL_PAGES_SCHEMA = pl.Schema(
 )
 
 
-@dg.asset(
-    **WEEKLY_ASSET_SETTINGS,
-)
+class RawChannelPagesConfig(dg.Config):
+    """Run config of `raw_channel_pages`, for choices made one run at a time."""
+
+    allow_paid_requests: bool = Field(
+        default=False,
+        description="Allow paid requests in this run, even where the streams_charts resource "
+        "does not (STREAMS_CHARTS_ALLOW_PAID).",
+    )
+
+
+@dg.asset(**WEEKLY_ASSET_SETTINGS)
 def raw_channel_pages(
-    context: dg.AssetExecutionContext, streams_charts: StreamsChartsClient
+    context: dg.AssetExecutionContext,
+    config: RawChannelPagesConfig,
+    streams_charts: StreamsChartsClient,
 ) -> dg.Output[pl.DataFrame]:
     """One row per channel-list page fetched for a week: the request's `time` value, when it
     was fetched, the HTTP status and the exact response body as JSON text."""
@@ -37,7 +48,9 @@ def raw_channel_pages(
 
     # Every week is checked against the request window before the first request, so that a
     # week that may not be requested fails the run before any other week spends credits.
-    time_values = {week: streams_charts.time_value_for(week, now) for week in weeks}
+    time_values = {
+        week: streams_charts.time_value_for(week, now, config.allow_paid_requests) for week in weeks
+    }
 
     pages: list[FetchedPage] = []
     for week in weeks:

@@ -1,0 +1,162 @@
+"""A deployment as docker compose runs it: the repository's own dagster.yaml on the machine's
+Postgres, and the code server, daemon and webserver started with their compose commands."""
+
+import itertools
+
+import dagster as dg
+from dagster._core.execution.backfill import BulkActionStatus
+from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
+
+from streams_t100_tests.conftest import instance_from_home
+from streams_t100_tests.deployment import (
+    dagster_home_from_repository,
+    fresh_postgres_database,
+    launch_asset_backfill,
+    postgres_variables,
+    query_postgres,
+    wait_until,
+)
+from streams_t100_tests.helpers import client_for, materialize_weeks, query
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+WEEKLY_ASSETS = [
+    "raw_channel_pages",
+    "weekly_top_channels",
+    "weekly_channel_movers",
+    "weekly_category_summary",
+]
+ALL_ASSETS = [*WEEKLY_ASSETS, "channel_profiles"]
+FINISHED = (
+    BulkActionStatus.COMPLETED_SUCCESS,
+    BulkActionStatus.COMPLETED_FAILED,
+    BulkActionStatus.FAILED,
+    BulkActionStatus.CANCELED,
+    BulkActionStatus.COMPLETED,
+)
+
+
+def test_instance_stores_runs_in_postgres(tmp_path, simulator, duckdb_path):
+    with fresh_postgres_database() as database:
+        home = dagster_home_from_repository(tmp_path / "dagster_home")
+        instance = instance_from_home(home, postgres_variables(database))
+        client = client_for(
+            simulator.base_url, simulator.client_id, simulator.token, allow_paid_requests=True
+        )
+
+        result = materialize_weeks(client, duckdb_path, "2025-01-06", instance=instance)
+
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
+        runs = instance.get_runs()
+        assert [run.run_id for run in runs] == [result.run_id]
+        assert runs[0].status == DagsterRunStatus.SUCCESS
+        for asset in WEEKLY_ASSETS:
+            partitions = instance.get_materialized_partitions(dg.AssetKey(asset))
+            assert partitions == {"2025-01-06"}, asset
+        instance.dispose()
+
+        # The same facts, read straight from Postgres.
+        assert query_postgres(database, "select run_id, status from runs") == [
+            (result.run_id, "SUCCESS")
+        ]
+        materialized = query_postgres(
+            database,
+            "select asset_key, partition from event_logs "
+            "where run_id = %s and dagster_event_type = 'ASSET_MATERIALIZATION' order by 1",
+            (result.run_id,),
+        )
+        assert materialized == [
+            ('["channel_profiles"]', None),
+            ('["raw_channel_pages"]', "2025-01-06"),
+            ('["weekly_category_summary"]', "2025-01-06"),
+            ('["weekly_channel_movers"]', "2025-01-06"),
+            ('["weekly_top_channels"]', "2025-01-06"),
+        ]
+
+
+def wait_for_backfill(deployment, instance, backfill_id: str, timeout: float = 300):
+    def finished():
+        backfill = instance.get_backfill(backfill_id)
+        return backfill if backfill.status in FINISHED else None
+
+    try:
+        return wait_until(finished, timeout, f"backfill {backfill_id}", interval=1)
+    except TimeoutError as error:
+        raise AssertionError(f"{error}\n{deployment.logs()}") from None
+
+
+def backfill_runs(instance, backfill_id: str):
+    return instance.get_runs(filters=RunsFilter(tags={"dagster/backfill": backfill_id}))
+
+
+def test_daemon_runs_three_week_backfill(deployment):
+    weeks = ["2025-02-03", "2025-02-10", "2025-02-17"]
+    instance = deployment.instance()
+
+    backfill_id = launch_asset_backfill(deployment.webserver_url, WEEKLY_ASSETS, weeks)
+    backfill = wait_for_backfill(deployment, instance, backfill_id)
+
+    assert backfill.status == BulkActionStatus.COMPLETED_SUCCESS, deployment.logs()
+    # The single-run backfill policy gives each run a whole range of weeks. The movers get a
+    # run of their own because each week's movers read the week before: the daemon starts
+    # them once the first run has stored those weeks, and it adds the week after the range,
+    # whose movers read the range's last week.
+    runs_by_assets = {
+        tuple(sorted(key.to_user_string() for key in run.asset_selection)): run
+        for run in backfill_runs(instance, backfill_id)
+    }
+    base_assets = ("raw_channel_pages", "weekly_category_summary", "weekly_top_channels")
+    assert set(runs_by_assets) == {base_assets, ("weekly_channel_movers",)}
+    week_ranges = {
+        assets: (run.tags[RANGE_START_TAG], run.tags[RANGE_END_TAG])
+        for assets, run in runs_by_assets.items()
+    }
+    assert week_ranges[base_assets] == ("2025-02-03", "2025-02-17")
+    assert week_ranges[("weekly_channel_movers",)] == ("2025-02-03", "2025-02-24")
+    assert {run.status for run in runs_by_assets.values()} == {DagsterRunStatus.SUCCESS}
+    stored = query(
+        deployment.duckdb_path,
+        "select week_start, count(*) from {table} where week_start between ? and ? "
+        "group by 1 order by 1",
+        "weekly_top_channels",
+        [weeks[0], weeks[-1]],
+    )
+    assert [(str(week), count) for week, count in stored] == [(week, 100) for week in weeks]
+    for asset in WEEKLY_ASSETS:
+        assert set(weeks) <= instance.get_materialized_partitions(dg.AssetKey(asset)), asset
+    movers_weeks = query(
+        deployment.duckdb_path,
+        "select distinct week_start from {table} where week_start between ? and ? order by 1",
+        "weekly_channel_movers",
+        ["2025-02-03", "2025-02-24"],
+    )
+    # The week after the range has no top list yet, so it has no movers either.
+    assert [str(week) for (week,) in movers_weeks] == weeks
+    instance.dispose()
+
+
+def test_pool_queues_second_run(deployment):
+    instance = deployment.instance()
+
+    # Two backfills submitted together give two runs that both write the DuckDB file.
+    backfill_ids = [
+        launch_asset_backfill(deployment.webserver_url, WEEKLY_ASSETS, [week])
+        for week in ("2025-03-03", "2025-03-10")
+    ]
+    for backfill_id in backfill_ids:
+        wait_for_backfill(deployment, instance, backfill_id)
+
+    runs = [run for backfill_id in backfill_ids for run in backfill_runs(instance, backfill_id)]
+    # Each backfill makes two runs, one of them for the movers.
+    assert len(runs) == 4
+    assert {run.status for run in runs} == {DagsterRunStatus.SUCCESS}, deployment.logs()
+    windows = sorted(
+        (instance.get_run_stats(run.run_id) for run in runs), key=lambda stats: stats.start_time
+    )
+    # The pool admits one run at a time: each run starts only after the one before has ended.
+    for earlier, later in itertools.pairwise(windows):
+        assert later.start_time >= earlier.end_time
+    instance.dispose()
