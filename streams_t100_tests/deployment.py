@@ -1,5 +1,5 @@
-"""Helpers for the deployment tests: a fresh Postgres database, a Dagster home built from the
-repository's own dagster.yaml, and the docker-compose services' commands run as processes."""
+"""Helpers for the deployment tests: a fresh Postgres database, a Dagster home built from
+deploy/dagster.yaml, and the docker-compose services' commands run as processes."""
 
 import os
 import re
@@ -16,6 +16,7 @@ from typing import Any
 import psycopg2
 import requests
 import yaml
+from dagster._core.execution.backfill import BulkActionStatus
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPOSITORY_ROOT / "docker-compose.yml"
@@ -52,7 +53,7 @@ def admin_connection():
 
 @contextmanager
 def fresh_postgres_database() -> Iterator[str]:
-    """Create an empty database for one test module, and drop it afterwards."""
+    """Create an empty database, and drop it when the block ends."""
     name = f"streams_t100_test_{uuid.uuid4().hex[:12]}"
     # closing(), not `with connection`: psycopg2 2.9 opens a transaction for the latter even
     # in autocommit mode, and CREATE DATABASE cannot run inside one.
@@ -209,3 +210,25 @@ def launch_asset_backfill(webserver_url: str, assets: list[str], weeks: list[str
     if result["__typename"] != "LaunchBackfillSuccess":
         raise RuntimeError(f"backfill was not launched: {result}")
     return result["backfillId"]
+
+
+BACKFILL_FINISHED = (
+    BulkActionStatus.COMPLETED_SUCCESS,
+    BulkActionStatus.COMPLETED_FAILED,
+    BulkActionStatus.COMPLETED,
+    BulkActionStatus.FAILED,
+    BulkActionStatus.CANCELED,
+)
+
+
+def wait_for_backfill(deployment, instance, backfill_id: str, timeout: float = 300):
+    """Wait until the daemon has finished a backfill; on a timeout, fail with the services' logs."""
+
+    def finished():
+        backfill = instance.get_backfill(backfill_id)
+        return backfill if backfill.status in BACKFILL_FINISHED else None
+
+    try:
+        return wait_until(finished, timeout, f"backfill {backfill_id}", interval=1)
+    except TimeoutError as error:
+        raise AssertionError(f"{error}\n{deployment.logs()}") from None

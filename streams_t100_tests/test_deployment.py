@@ -1,5 +1,5 @@
-"""A deployment as docker compose runs it: the repository's own dagster.yaml on the machine's
-Postgres, and the code server, daemon and webserver started with their compose commands."""
+"""A deployment as docker compose runs it: deploy/dagster.yaml on the machine's Postgres, and
+the code server, daemon and webserver started with their compose commands."""
 
 import itertools
 
@@ -14,7 +14,7 @@ from streams_t100_tests.deployment import (
     launch_asset_backfill,
     postgres_variables,
     query_postgres,
-    wait_until,
+    wait_for_backfill,
 )
 from streams_t100_tests.helpers import client_for, materialize_weeks, query
 
@@ -28,13 +28,6 @@ WEEKLY_ASSETS = [
     "weekly_category_summary",
 ]
 ALL_ASSETS = [*WEEKLY_ASSETS, "channel_profiles"]
-FINISHED = (
-    BulkActionStatus.COMPLETED_SUCCESS,
-    BulkActionStatus.COMPLETED_FAILED,
-    BulkActionStatus.FAILED,
-    BulkActionStatus.CANCELED,
-    BulkActionStatus.COMPLETED,
-)
 
 
 def test_instance_stores_runs_in_postgres(tmp_path, simulator, duckdb_path):
@@ -77,17 +70,6 @@ def test_instance_stores_runs_in_postgres(tmp_path, simulator, duckdb_path):
         ]
 
 
-def wait_for_backfill(deployment, instance, backfill_id: str, timeout: float = 300):
-    def finished():
-        backfill = instance.get_backfill(backfill_id)
-        return backfill if backfill.status in FINISHED else None
-
-    try:
-        return wait_until(finished, timeout, f"backfill {backfill_id}", interval=1)
-    except TimeoutError as error:
-        raise AssertionError(f"{error}\n{deployment.logs()}") from None
-
-
 def backfill_runs(instance, backfill_id: str):
     return instance.get_runs(filters=RunsFilter(tags={"dagster/backfill": backfill_id}))
 
@@ -101,8 +83,8 @@ def test_daemon_runs_three_week_backfill(deployment):
 
     assert backfill.status == BulkActionStatus.COMPLETED_SUCCESS, deployment.logs()
     # The single-run backfill policy gives each run a whole range of weeks. The movers get a
-    # run of their own because each week's movers read the week before: the daemon starts
-    # them once the first run has stored those weeks, and it adds the week after the range,
+    # run of their own because each week's movers read the week before, so the daemon starts
+    # them once the first run has stored those weeks. It also adds the week after the range,
     # whose movers read the range's last week.
     runs_by_assets = {
         tuple(sorted(key.to_user_string() for key in run.asset_selection)): run

@@ -1,0 +1,122 @@
+"""The asset UI in a real browser: Debian's Chromium, driven by Playwright, against the
+deployment's webserver and daemon."""
+
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster._core.execution.backfill import BulkActionStatus
+from playwright.sync_api import Page, expect, sync_playwright
+
+from streams_t100.partitions import last_complete_week
+from streams_t100_tests.deployment import REPOSITORY_ROOT, wait_until
+from streams_t100_tests.helpers import client_for, materialize_weeks
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("STREAMS_T100_TEST_ARTIFACTS", REPOSITORY_ROOT / "test-artifacts"))
+ASSETS = [
+    "raw_channel_pages",
+    "weekly_top_channels",
+    "weekly_channel_movers",
+    "weekly_category_summary",
+    "channel_profiles",
+]
+WEEKLY_ASSETS = ASSETS[:4]
+UI_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: install it with `apt-get install chromium`")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser, deployment) -> Page:
+    opened = browser.new_page(viewport={"width": 1400, "height": 900})
+    opened.set_default_timeout(UI_TIMEOUT_MS)
+    # The UI greets a new browser with a newsletter dialog that covers the page.
+    opened.add_locator_handler(opened.get_by_role("button", name="Skip"), lambda skip: skip.click())
+    yield opened
+    opened.close()
+
+
+def test_asset_graph_shows_every_asset(page, deployment):
+    page.goto(f"{deployment.webserver_url}/asset-groups")
+
+    for asset in ASSETS:
+        expect(page.get_by_text(asset, exact=True).last).to_be_visible()
+    # Each node loads its status after the graph is drawn; the screenshot waits for all.
+    expect(page.get_by_text("Loading...")).to_have_count(0)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "asset_graph.png")
+
+
+def test_partitions_view_shows_week_status(page, deployment):
+    client = client_for(
+        deployment.simulator.base_url,
+        deployment.simulator.client_id,
+        deployment.simulator.token,
+        allow_paid_requests=True,
+    )
+    instance = deployment.instance()
+    materialize_weeks(client, deployment.duckdb_path, "2025-04-07", instance=instance)
+    materialized = instance.get_materialized_partitions(dg.AssetKey("weekly_top_channels"))
+    instance.dispose()
+
+    page.goto(f"{deployment.webserver_url}/assets/weekly_top_channels?view=partitions")
+
+    expect(page.get_by_text(f"Materialized ({len(materialized)})")).to_be_visible()
+    total = len(
+        dg.WeeklyPartitionsDefinition(start_date="2020-01-06", day_offset=1).get_partition_keys()
+    )
+    expect(page.get_by_text(f"Missing ({total - len(materialized)})")).to_be_visible()
+    expect(page.get_by_text(f"{total} Partitions Selected")).to_be_visible()
+
+
+def test_backfill_launched_from_ui(page, deployment):
+    latest = last_complete_week(datetime.now(UTC))
+    weeks = [latest.previous().key, latest.key]
+    instance = deployment.instance()
+    backfills_before = {backfill.backfill_id for backfill in instance.get_backfills()}
+
+    page.goto(f"{deployment.webserver_url}/asset-groups")
+    page.get_by_role("button", name="Materialize all…").click()
+    dialog = page.get_by_role("dialog")
+    selection = dialog.get_by_role("textbox").first
+    selection.fill(f"[{weeks[0]}...{weeks[1]}]")
+    selection.press("Enter")
+    expect(dialog.get_by_text("2 partitions", exact=True)).to_be_visible()
+    dialog.get_by_role("button", name="Launch backfill").click()
+
+    def new_backfill():
+        created = [b for b in instance.get_backfills() if b.backfill_id not in backfills_before]
+        return created[0] if created else None
+
+    backfill = wait_until(new_backfill, 60, "the backfill launched from the UI")
+    finished = wait_until(
+        lambda: (
+            instance.get_backfill(backfill.backfill_id).status != BulkActionStatus.REQUESTED
+            and instance.get_backfill(backfill.backfill_id)
+        ),
+        300,
+        "the UI backfill to finish",
+        interval=1,
+    )
+    assert finished.status == BulkActionStatus.COMPLETED_SUCCESS, deployment.logs()
+    for asset in WEEKLY_ASSETS:
+        assert set(weeks) <= instance.get_materialized_partitions(dg.AssetKey(asset)), asset
+    instance.dispose()
+
+    page.goto(f"{deployment.webserver_url}/assets/weekly_top_channels?view=partitions")
+    expect(page.get_by_text(re.compile(r"Materialized \(\d+\)"))).to_be_visible()
