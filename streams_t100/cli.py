@@ -14,6 +14,7 @@ from dagster._core.storage.tags import (
 
 from streams_t100.partitions import Week, last_complete_week, weekly_partitions
 from streams_t100.simulator import SIMULATED_LABEL, Simulator
+from streams_t100.simulator_faults import InvalidFaultError, parse_fault
 from streams_t100.streams_charts import StreamsChartsClient
 from streams_t100.warehouse import DEFAULT_DUCKDB_PATH, WarehouseIOManager, local_table
 
@@ -83,7 +84,7 @@ def run_demo_job(
         WarehouseIOManager(duckdb_path=str(database)),
     )
     job = definitions.resolve_job_def("weekly_top100_job")
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
+    instance = open_instance() if os.environ.get("DAGSTER_HOME") else None
     return job.execute_in_process(
         instance=instance,
         tags={
@@ -93,6 +94,23 @@ def run_demo_job(
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         raise_on_error=False,
     )
+
+
+def open_instance() -> dg.DagsterInstance:
+    """Open the instance in $DAGSTER_HOME, with a short error if its Postgres is unreachable."""
+    from dagster_postgres.utils import DagsterPostgresException
+
+    try:
+        return dg.DagsterInstance.get()
+    except DagsterPostgresException as error:
+        cause = getattr(error.__cause__, "orig", error.__cause__) or error
+        first_line = str(cause).strip().splitlines()[0]
+        host = os.environ.get("DAGSTER_PG_HOST", "the configured host")
+        port = os.environ.get("DAGSTER_PG_PORT", "the configured port")
+        raise click.ClickException(
+            f"cannot reach Dagster's Postgres storage at {host}:{port} ({first_line}). Check "
+            "that the server is running and that DAGSTER_PG_HOST and DAGSTER_PG_PORT point at it."
+        ) from None
 
 
 def print_summary(database: Path, weeks: list[Week]) -> None:
@@ -121,10 +139,21 @@ def print_summary(database: Path, weeks: list[Week]) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=DEFAULT_SIMULATOR_PORT, show_default=True, help="TCP port.")
-def simulate(host: str, port: int) -> None:
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    help="A fault for the next request, in order; repeat for more. Formats: "
+    "status=CODE[,retry_after=SECONDS], reset, stall=SECONDS, body=TEXT.",
+)
+def simulate(host: str, port: int, faults: tuple[str, ...]) -> None:
     """Serve the simulated Streams Charts API until interrupted (for `dagster dev`)."""
     try:
-        simulator = Simulator(host=host, port=port, log_requests=True)
+        queued = [parse_fault(fault) for fault in faults]
+    except InvalidFaultError as error:
+        raise click.BadParameter(str(error), param_hint="--fault") from None
+    try:
+        simulator = Simulator(host=host, port=port, log_requests=True, faults=queued)
     except OSError as error:
         raise click.ClickException(
             f"cannot listen on {host}:{port} ({error.strerror}); choose another with --port"

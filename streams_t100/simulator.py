@@ -8,13 +8,18 @@ to the next. The data is labelled as simulated: every channel name starts with `
 `meta.simulated` is true and every response carries an `X-Simulated-Data: true` header.
 
 Only whole Monday-to-Sunday weeks are served for explicit ranges; other ranges get a 400.
+Faults (error statuses, resets, stalls, broken bodies) can be queued with `inject()`, one per
+request; see simulator_faults.py.
 """
 
 import json
 import random
+import socket
+import struct
 import threading
+import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
@@ -25,12 +30,14 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from streams_t100.channel_list import PAGE_SIZE
 from streams_t100.partitions import Week, last_complete_week
+from streams_t100.simulator_faults import Fault
 from streams_t100.streams_charts import PLATFORMS
 
 SIMULATOR_CLIENT_ID = "simulator-client-id"
 SIMULATOR_TOKEN = "simulator-token"
 API_PATH = "/api/jazz"
 CHANNELS_PATH = f"{API_PATH}/channels"
+NO_FAULT = Fault()
 SIMULATED_LABEL = "simulated data from the streams_t100 simulator, not real Streams Charts data"
 
 NAME_STARTS = (
@@ -182,7 +189,8 @@ def channel_list_page(query: dict[str, str], host: str, now: datetime) -> dict[s
 
     ranking = week_ranking(platform, week.start)
     first_index = (page - 1) * PAGE_SIZE
-    records = list(ranking[first_index : first_index + PAGE_SIZE])
+    # Copies, so that a fault that changes a record cannot change the cached week.
+    records = [dict(record) for record in ranking[first_index : first_index + PAGE_SIZE]]
     has_next = first_index + PAGE_SIZE < len(ranking)
 
     def page_link(number: int) -> str:
@@ -215,13 +223,37 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         url = urlsplit(self.path)
         query = {name: values[-1] for name, values in parse_qs(url.query).items()}
-        self.server.simulator.record_request(url.path, query)
+        simulator = self.server.simulator
+        simulator.record_request(url.path, query)
+        fault = simulator.next_fault()
+
+        if fault.stall_seconds:
+            time.sleep(fault.stall_seconds)
+        if fault.reset:
+            self._reset_connection()
+            return
+        if fault.status is not None:
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+            self._send_json(HTTPStatus(fault.status), fault.error_document(), headers)
+            return
+
         try:
             document = self._route(url.path, query)
         except ApiRequestError as error:
             self._send_json(error.status, {"message": error.message})
             return
+        if fault.mutate is not None:
+            fault.mutate(document)
+        if fault.body is not None:
+            self._send_body(HTTPStatus.OK, fault.body.encode())
+            return
         self._send_json(HTTPStatus.OK, document)
+
+    def _reset_connection(self) -> None:
+        # SO_LINGER with a zero timeout makes close() send a TCP reset instead of a clean end.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+        self.close_connection = True
 
     def _route(self, path: str, query: dict[str, str]) -> dict[str, Any]:
         simulator = self.server.simulator
@@ -235,12 +267,20 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
         host = self.headers.get("Host") or f"{simulator.host}:{simulator.port}"
         return channel_list_page(query, host, simulator.now())
 
-    def _send_json(self, status: HTTPStatus, document: dict[str, Any]) -> None:
-        body = json.dumps(document).encode()
+    def _send_json(
+        self, status: HTTPStatus, document: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
+        self._send_body(status, json.dumps(document).encode(), headers)
+
+    def _send_body(
+        self, status: HTTPStatus, body: bytes, headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("X-Simulated-Data", "true")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 
@@ -275,6 +315,7 @@ class Simulator:
         token: str = SIMULATOR_TOKEN,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         log_requests: bool = False,
+        faults: Iterable[Fault] = (),
     ):
         self.client_id = client_id
         self.token = token
@@ -282,6 +323,7 @@ class Simulator:
         self.log_requests = log_requests
         # The latest requests, kept so that tests can see what was sent; bounded for long runs.
         self.requests: deque[RecordedRequest] = deque(maxlen=10_000)
+        self._faults: deque[Fault] = deque(faults)
         self._lock = threading.Lock()
         self._server = SimulatorHttpServer((host, port), self)
         self.host, self.port = self._server.server_address[:2]
@@ -294,6 +336,15 @@ class Simulator:
     def record_request(self, path: str, query: dict[str, str]) -> None:
         with self._lock:
             self.requests.append(RecordedRequest(path, query))
+
+    def inject(self, *faults: Fault) -> None:
+        """Queue faults: each of the next requests gets the next fault, in order."""
+        with self._lock:
+            self._faults.extend(faults)
+
+    def next_fault(self) -> Fault:
+        with self._lock:
+            return self._faults.popleft() if self._faults else NO_FAULT
 
     def serve(self) -> None:
         """Serve until interrupted, in the calling thread."""

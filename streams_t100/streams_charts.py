@@ -5,6 +5,7 @@ response body untouched so that the raw layer can store exactly what the API sen
 """
 
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,10 @@ from streams_t100.partitions import Week
 from streams_t100.request_window import time_value_for_week
 
 DEFAULT_BASE_URL = "https://streamscharts.com/api/jazz"
+
+# Retries are logged here; the instance files list this logger under managed_python_loggers,
+# so the lines also appear in each run's Dagster log.
+logger = logging.getLogger(__name__)
 
 # The platforms that the channel list accepts, as the Streams Charts documentation lists them.
 PLATFORMS = (
@@ -75,6 +80,17 @@ class CappedRetry(Retry):
     def new(self, **kwargs: Any) -> "CappedRetry":
         retry = super().new(**kwargs)
         retry.max_retry_after = self.max_retry_after
+        return retry
+
+    def increment(
+        self, method=None, url=None, response=None, error=None, **kwargs
+    ) -> "CappedRetry":
+        # super() raises MaxRetryError once attempts run out, so only real retries are logged.
+        retry = super().increment(method, url, response, error, **kwargs)
+        reason = f"HTTP {response.status}" if response is not None else type(error).__name__
+        logger.warning(
+            "Retrying %s %s after %s (%d retries left)", method, url, reason, retry.total
+        )
         return retry
 
     def get_retry_after(self, response) -> float | None:
@@ -191,7 +207,10 @@ class StreamsChartsClient(dg.ConfigurableResource):
             next_url = self._next_page_url(week, page, fetched.body)
             if next_url is None:
                 raise StreamsChartsError(
-                    week, page, f"the API returned {page} pages, but {self.pages} were asked"
+                    week,
+                    page,
+                    f"links.next is empty, so the API has no page {page + 1}, but "
+                    f"{self.pages} pages were requested (the resource's `pages` setting)",
                 )
             url = next_url
 

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from streams_t100.partitions import Week
 from streams_t100.settings import streams_charts_from_env
+from streams_t100.simulator_faults import Fault
 from streams_t100.streams_charts import StreamsChartsClient, StreamsChartsError
 from streams_t100_tests.helpers import StaticApi, client_for, documented_sample
 
@@ -47,7 +48,7 @@ def test_fewer_pages_than_asked(simulator):
     # The simulator lists 300 channels, so a fourth page does not exist.
     client = client_for(simulator.base_url, simulator.client_id, simulator.token, pages=4)
 
-    with pytest.raises(StreamsChartsError, match=r"week 2025-01-06, page 3: .*3 pages, but 4"):
+    with pytest.raises(StreamsChartsError, match=r"week 2025-01-06, page 3: .*no page 4, but 4"):
         client.fetch_week(WEEK, EXPLICIT)
 
 
@@ -143,3 +144,23 @@ def test_platform_from_env_var_is_validated(monkeypatch):
     assert (
         "unknown platform 'twich'; valid: twitch" in failure.event_specific_data.error.to_string()
     )
+
+
+def test_retries_are_logged_without_secrets(simulator, caplog):
+    simulator.inject(Fault(status=503), Fault(reset=True))
+    client = client_for(simulator.base_url, simulator.client_id, simulator.token)
+
+    with caplog.at_level("WARNING", logger="streams_t100.streams_charts"):
+        pages = client.fetch_week(WEEK, EXPLICIT)
+
+    assert len(pages) == 1
+    retries = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "streams_t100.streams_charts"
+    ]
+    assert len(retries) == 2
+    assert "after HTTP 503 (3 retries left)" in retries[0]
+    assert "/api/jazz/channels?platform=twitch" in retries[0]
+    assert "(2 retries left)" in retries[1]
+    assert all(simulator.token not in line for line in retries)
