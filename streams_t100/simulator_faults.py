@@ -11,7 +11,7 @@ class Fault:
     """One misbehaviour of the simulated API, applied to the next request it receives.
 
     The fields combine in this order: wait `stall_seconds`, then either reset the
-    connection, answer with `status`, send `body` in place of the document, or change the
+    connection, send an error with `status`, send `body` in place of the document, or change the
     document with `mutate` before sending it.
     """
 

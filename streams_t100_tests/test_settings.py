@@ -1,5 +1,5 @@
 """Settings from the environment: secrets stay EnvVar references, and invalid values are
-rejected with a message that says what would be valid."""
+rejected with a message that names the valid values."""
 
 import dagster as dg
 import pytest

@@ -1,0 +1,441 @@
+"""Measure what a backfill costs: Dagster runs of many weeks against a plain script.
+
+    uv run python benchmarks/backfill.py                  # 52 and 260 weeks, both storages
+    uv run python benchmarks/backfill.py --weeks 52 --no-postgres
+
+It starts the simulator in its own process, then runs every measurement in a fresh Python
+process, so that each peak RSS belongs to one measurement. Postgres storage uses
+deploy/dagster.yaml against a throwaway database on 127.0.0.1:5432 (user postgres).
+
+Measurements:
+- `import dagster` and loading streams_t100.definitions;
+- one week of the whole graph through `dagster asset materialize`, as the schedule runs it;
+- N weeks as one Dagster run, on Dagster's default local storage and on Postgres: the two
+  base assets, the whole graph, and two assets that do no work (Dagster's own bookkeeping);
+- the floor: a plain script making the same requests with the same client session, parsing
+  with the same polars code and inserting into DuckDB directly;
+- the time spent in streams_t100's own code during a base-asset run, from cProfile.
+"""
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import closing
+from datetime import date, timedelta
+from pathlib import Path
+
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+FIRST_WEEK = date(2020, 1, 6)
+SIMULATOR_PORT_ENV = "BENCHMARK_SIMULATOR_URL"
+
+# Entry points into streams_t100 whose cumulative time is "our own code" in a profiled run.
+OWN_CODE_FUNCTIONS = {
+    ("raw.py", "raw_channel_pages"),
+    ("enriched.py", "weekly_top_channels"),
+    ("analytics.py", "weekly_channel_movers"),
+    ("analytics.py", "weekly_category_summary"),
+    ("analytics.py", "channel_profiles"),
+    ("warehouse.py", "handle_output"),
+    ("warehouse.py", "load_input"),
+    ("warehouse.py", "_open_connection"),
+    ("warehouse.py", "delete_table_slice"),
+}
+
+
+def week_keys(count: int) -> list[str]:
+    return [(FIRST_WEEK + timedelta(weeks=offset)).isoformat() for offset in range(count)]
+
+
+# ---------------------------------------------------------------------------------------
+# Workers: each runs in its own process and prints one JSON line with its measurements.
+# ---------------------------------------------------------------------------------------
+
+
+def simulator_client(**settings):
+    from streams_t100.streams_charts import StreamsChartsClient
+    from streams_t100.simulator import SIMULATOR_CLIENT_ID, SIMULATOR_TOKEN
+
+    return StreamsChartsClient(
+        base_url=os.environ[SIMULATOR_PORT_ENV],
+        client_id=SIMULATOR_CLIENT_ID,
+        token=SIMULATOR_TOKEN,
+        allow_paid_requests=True,
+        **settings,
+    )
+
+
+def worker_import() -> dict:
+    started = time.perf_counter()
+    import dagster  # noqa: F401
+
+    imported = time.perf_counter()
+    import streams_t100.definitions  # noqa: F401
+
+    loaded = time.perf_counter()
+    return {"import_dagster": imported - started, "load_definitions": loaded - imported}
+
+
+def worker_plain(weeks: int, duckdb_path: str) -> dict:
+    import duckdb
+    import polars as pl
+
+    from streams_t100.assets.raw import raw_pages_frame, stored_page
+    from streams_t100.channel_list import parse_week
+    from streams_t100.partitions import Week
+
+    started = time.perf_counter()
+    client = simulator_client()
+    pages, frames = [], []
+    for key in week_keys(weeks):
+        week = Week.from_key(key)
+        week_pages = client.fetch_week(week, client.time_value_for(week, _now()))
+        frames.append(parse_week(week, [stored_page(page) for page in week_pages]))
+        pages.extend(week_pages)
+    raw, channels = raw_pages_frame(pages), pl.concat(frames)
+
+    with duckdb.connect(duckdb_path) as connection:
+        connection.begin()
+        connection.execute("create schema if not exists plain")
+        for name, frame in (("raw_channel_pages", raw), ("weekly_top_channels", channels)):
+            connection.register("incoming", frame.to_arrow())
+            connection.execute(
+                f"create table if not exists plain.{name} as select * from incoming limit 0"
+            )
+            connection.execute(f"insert into plain.{name} by name select * from incoming")
+            connection.unregister("incoming")
+        connection.commit()
+    return {"wall": time.perf_counter() - started}
+
+
+def _now():
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def noop_assets():
+    import dagster as dg
+
+    from streams_t100.partitions import weekly_partitions
+
+    @dg.asset(
+        name="raw_channel_pages",
+        partitions_def=weekly_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def raw_noop() -> None:
+        return None
+
+    @dg.asset(
+        name="weekly_top_channels",
+        partitions_def=weekly_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=[raw_noop],
+    )
+    def top_noop() -> None:
+        return None
+
+    return [raw_noop, top_noop]
+
+
+def selected_assets(graph: str):
+    from streams_t100.assets.enriched import weekly_top_channels
+    from streams_t100.assets.raw import raw_channel_pages
+    from streams_t100.definitions import ASSETS
+
+    if graph == "noop":
+        return noop_assets()
+    if graph == "base":
+        return [raw_channel_pages, weekly_top_channels]
+    return ASSETS
+
+
+def worker_dagster(weeks: int, duckdb_path: str, storage: str, graph: str, profile: bool) -> dict:
+    import dagster as dg
+    from dagster._core.storage.tags import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
+
+    from streams_t100.warehouse import WarehouseIOManager
+
+    keys = week_keys(weeks)
+    instance = dg.DagsterInstance.get()  # DAGSTER_HOME is set by the parent
+    resources = {
+        "streams_charts": simulator_client(),
+        "io_manager": WarehouseIOManager(duckdb_path=duckdb_path),
+    }
+    assets = selected_assets(graph)
+    profiler = cProfile.Profile() if profile else None
+
+    started = time.perf_counter()
+    if profiler:
+        profiler.enable()
+    result = dg.materialize(
+        assets,
+        instance=instance,
+        resources=resources,
+        tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]},
+    )
+    if profiler:
+        profiler.disable()
+    wall = time.perf_counter() - started
+
+    events = len(instance.all_logs(result.run_id))
+    measured = {"wall": wall, "events": events, "success": result.success}
+    if profiler:
+        measured["own_code"] = own_code_seconds(profiler)
+        measured["profiled_wall"] = wall
+    instance.dispose()
+    return measured
+
+
+def own_code_seconds(profiler: cProfile.Profile) -> float:
+    stats = pstats.Stats(profiler)
+    total = 0.0
+    for (filename, _, function), (_, _, _, cumulative, _) in stats.stats.items():
+        if "streams_t100" in filename and (Path(filename).name, function) in OWN_CODE_FUNCTIONS:
+            total += cumulative
+    return total
+
+
+def run_worker(arguments: argparse.Namespace) -> None:
+    if arguments.worker == "import":
+        measured = worker_import()
+    elif arguments.worker == "plain":
+        measured = worker_plain(arguments.weeks, arguments.duckdb)
+    else:
+        measured = worker_dagster(
+            arguments.weeks, arguments.duckdb, arguments.storage, arguments.graph, arguments.profile
+        )
+    measured["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(measured))
+
+
+# ---------------------------------------------------------------------------------------
+# The parent: starts the simulator and the workers, and prints the table.
+# ---------------------------------------------------------------------------------------
+
+
+def run_child(command: list[str], environment: dict[str, str]) -> tuple[float, float, str]:
+    """Run a command; return its wall seconds, its peak RSS in MB and its stdout."""
+    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        started = time.perf_counter()
+        child = subprocess.Popen(
+            command, cwd=REPOSITORY_ROOT, env=environment, stdout=stdout, stderr=stderr
+        )
+        # wait4 instead of wait, for the child's own resource usage.
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        stdout.seek(0)
+        stderr.seek(0)
+        if child.returncode != 0:
+            raise RuntimeError(f"{command[:4]} failed:\n{stderr.read()[-3000:]}")
+        return wall, usage.ru_maxrss / 1024, stdout.read()
+
+
+def worker_measurement(environment: dict[str, str], *worker_arguments: str) -> dict:
+    command = [sys.executable, __file__, "--worker", *worker_arguments]
+    _, _, stdout = run_child(command, environment)
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def start_simulator(environment: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    simulator = subprocess.Popen(
+        [str(BIN / "streams-t100"), "simulate", "--port", str(port)],
+        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/api/jazz"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return simulator, url
+        time.sleep(0.2)
+    simulator.kill()
+    raise RuntimeError("the simulator did not start")
+
+
+def create_postgres_database() -> str:
+    import psycopg2
+
+    name = f"streams_t100_benchmark_{uuid.uuid4().hex[:8]}"
+    connection = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+    connection.autocommit = True
+    with closing(connection), connection.cursor() as cursor:
+        cursor.execute(f'create database "{name}"')
+    return name
+
+
+def drop_postgres_database(name: str) -> None:
+    import psycopg2
+
+    connection = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+    connection.autocommit = True
+    with closing(connection), connection.cursor() as cursor:
+        cursor.execute(f'drop database if exists "{name}" with (force)')
+
+
+def storage_home(folder: Path, storage: str) -> Path:
+    """Make a fresh DAGSTER_HOME: local storage (no storage section) or Postgres."""
+    home = folder / f"home_{storage}_{uuid.uuid4().hex[:6]}"
+    home.mkdir(parents=True)
+    source = "deploy/dagster.yaml" if storage == "postgres" else "dagster.yaml"
+    shutil.copy(REPOSITORY_ROOT / source, home / "dagster.yaml")
+    return home
+
+
+def measure(arguments: argparse.Namespace) -> list[dict]:
+    folder = Path(tempfile.mkdtemp(prefix="streams_t100_benchmark_"))
+    base_environment = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("STREAMS_", "DAGSTER_", "MOTHERDUCK_"))
+    }
+    simulator, url = start_simulator(base_environment)
+    database = create_postgres_database() if arguments.postgres else None
+    storages = ["local", "postgres"] if arguments.postgres else ["local"]
+    rows: list[dict] = []
+    try:
+        environment = {**base_environment, SIMULATOR_PORT_ENV: url}
+        if database:
+            environment.update(
+                DAGSTER_PG_HOST="127.0.0.1", DAGSTER_PG_PORT="5432", DAGSTER_PG_USER="postgres",
+                DAGSTER_PG_PASSWORD="unused", DAGSTER_PG_DB=database,
+            )  # fmt: skip
+
+        startup = worker_measurement(environment, "import")
+        rows.append({"name": "import dagster", "weeks": 0, "wall": startup["import_dagster"]})
+        rows.append({"name": "load definitions", "weeks": 0, "wall": startup["load_definitions"]})
+
+        rows.append(one_week_cli(environment, folder, url))
+
+        for weeks in arguments.weeks:
+            duckdb_path = str(folder / f"plain_{weeks}.duckdb")
+            plain = worker_measurement(
+                environment, "plain", "--weeks", str(weeks), "--duckdb", duckdb_path
+            )
+            rows.append({"name": "plain script", "weeks": weeks, **plain, "floor": True})
+            for storage in storages:
+                for graph in ("noop", "base", "full"):
+                    home = storage_home(folder, storage)
+                    duckdb_path = str(folder / f"{storage}_{graph}_{weeks}.duckdb")
+                    measured = worker_measurement(
+                        {**environment, "DAGSTER_HOME": str(home)}, "dagster", "--weeks",
+                        str(weeks), "--duckdb", duckdb_path, "--storage", storage, "--graph", graph,
+                    )  # fmt: skip
+                    rows.append({"name": f"dagster {graph}, {storage}", "weeks": weeks, **measured})
+                home = storage_home(folder, storage)
+                profiled = worker_measurement(
+                    {**environment, "DAGSTER_HOME": str(home)}, "dagster", "--weeks", str(weeks),
+                    "--duckdb", str(folder / f"profiled_{storage}_{weeks}.duckdb"),
+                    "--storage", storage, "--graph", "base", "--profile",
+                )  # fmt: skip
+                rows.append({"name": f"own code in base run, {storage} (profiled)", "weeks": weeks,
+                             "wall": profiled["own_code"], "peak_rss_mb": profiled["peak_rss_mb"],
+                             "profiled_wall": profiled["wall"]})  # fmt: skip
+            plain_profiled_wall = profile_plain(environment, folder, weeks)
+            rows.append(
+                {"name": "plain script (profiled)", "weeks": weeks, "wall": plain_profiled_wall}
+            )
+    finally:
+        simulator.terminate()
+        simulator.wait(timeout=10)
+        if database:
+            drop_postgres_database(database)
+        shutil.rmtree(folder, ignore_errors=True)
+    return rows
+
+
+def profile_plain(environment: dict[str, str], folder: Path, weeks: int) -> float:
+    """Return the plain script's wall time under cProfile, to compare with profiled runs."""
+    duckdb_path = str(folder / f"plain_profiled_{weeks}.duckdb")
+    command = [
+        sys.executable, "-m", "cProfile", "-o", str(folder / "plain.prof"), __file__,
+        "--worker", "plain", "--weeks", str(weeks), "--duckdb", duckdb_path,
+    ]  # fmt: skip
+    _, _, stdout = run_child(command, environment)
+    return json.loads(stdout.strip().splitlines()[-1])["wall"]
+
+
+def one_week_cli(environment: dict[str, str], folder: Path, url: str) -> dict:
+    from streams_t100.simulator import SIMULATOR_CLIENT_ID, SIMULATOR_TOKEN
+
+    cli_environment = {
+        **environment,
+        "STREAMS_CHARTS_BASE_URL": url,
+        "STREAMS_CHARTS_CLIENT_ID": SIMULATOR_CLIENT_ID,
+        "STREAMS_CHARTS_TOKEN": SIMULATOR_TOKEN,
+        "STREAMS_CHARTS_ALLOW_PAID": "true",
+        "STREAMS_T100_DUCKDB_PATH": str(folder / "one_week.duckdb"),
+        "DAGSTER_HOME": str(storage_home(folder, "local")),
+    }
+    command = [
+        str(BIN / "dagster"), "asset", "materialize", "-m", "streams_t100.definitions",
+        "--select", "*", "--partition", week_keys(1)[0],
+    ]  # fmt: skip
+    wall, peak_rss, _ = run_child(command, cli_environment)
+    return {"name": "one week, whole graph, dagster asset materialize", "weeks": 1, "wall": wall,
+            "peak_rss_mb": peak_rss}  # fmt: skip
+
+
+def print_table(rows: list[dict]) -> None:
+    floors = {row["weeks"]: row["wall"] for row in rows if row.get("floor")}
+    print(
+        f"{'measurement':<52} {'weeks':>5} {'wall s':>8} {'s/week':>8} {'x floor':>8} {'RSS MB':>8} {'events':>7}"
+    )
+    for row in rows:
+        weeks = row["weeks"]
+        per_week = f"{row['wall'] / weeks:.4f}" if weeks else ""
+        ratio = f"{row['wall'] / floors[weeks]:.2f}" if weeks in floors and weeks > 1 else ""
+        rss = f"{row['peak_rss_mb']:.0f}" if "peak_rss_mb" in row else ""
+        events = str(row.get("events", ""))
+        print(
+            f"{row['name']:<52} {weeks:>5} {row['wall']:>8.2f} {per_week:>8} {ratio:>8} {rss:>8} {events:>7}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--weeks", type=lambda text: [int(n) for n in text.split(",")], default=[52, 260]
+    )
+    parser.add_argument("--no-postgres", dest="postgres", action="store_false")
+    parser.add_argument("--json", type=Path, help="Also write the rows to this file.")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--duckdb", help=argparse.SUPPRESS)
+    parser.add_argument("--storage", help=argparse.SUPPRESS)
+    parser.add_argument("--graph", help=argparse.SUPPRESS)
+    parser.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.worker:
+        arguments.weeks = (
+            arguments.weeks[0] if isinstance(arguments.weeks, list) else arguments.weeks
+        )
+        run_worker(arguments)
+        return
+
+    rows = measure(arguments)
+    print_table(rows)
+    if arguments.json:
+        arguments.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
