@@ -2,6 +2,7 @@
 the code server, daemon and webserver started with their compose commands."""
 
 import itertools
+import subprocess
 
 import dagster as dg
 from dagster._core.execution.backfill import BulkActionStatus
@@ -9,8 +10,11 @@ from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
 
 from streams_t100_tests.conftest import instance_from_home
 from streams_t100_tests.deployment import (
+    VENV_BIN,
+    compose_services,
     dagster_home_from_repository,
     fresh_postgres_database,
+    interpolate,
     launch_asset_backfill,
     postgres_variables,
     query_postgres,
@@ -142,3 +146,18 @@ def test_pool_queues_second_run(deployment):
     for earlier, later in itertools.pairwise(windows):
         assert later.start_time >= earlier.end_time
     instance.dispose()
+
+
+def test_compose_healthchecks_pass(deployment):
+    # The healthcheck commands that compose runs inside the containers, run here the same way.
+    for name in ("code_server", "webserver"):
+        kind, executable, *arguments = compose_services()[name]["healthcheck"]["test"]
+        command = [str(VENV_BIN / executable)]
+        command += [interpolate(part, deployment.environment) for part in arguments]
+
+        completed = subprocess.run(
+            command, env=deployment.environment, capture_output=True, text=True, timeout=60
+        )
+
+        assert kind == "CMD", name
+        assert completed.returncode == 0, f"{name}: {completed.stderr[-2000:]}"

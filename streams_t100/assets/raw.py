@@ -9,6 +9,7 @@ from pydantic import Field
 
 from streams_t100.assets.common import WEEKLY_ASSET_SETTINGS, weeks_in_run
 from streams_t100.channel_list import StoredPage, parse_week
+from streams_t100.request_window import FREE_TIME_VALUE
 from streams_t100.streams_charts import FetchedPage, StreamsChartsClient
 
 RAW_CHANNEL_PAGES_SCHEMA = pl.Schema(
@@ -53,27 +54,36 @@ def raw_channel_pages(
     }
 
     pages: list[FetchedPage] = []
+    channel_count = 0
     for week in weeks:
         week_pages = streams_charts.fetch_week(week, time_values[week])
         # Parsing here refuses a bad page before it is stored; the rows themselves are built
         # again downstream from what is stored.
-        channels = parse_week(week, [stored_page(page) for page in week_pages])
-        context.log.info(
-            "Fetched week %s with time=%s: %d pages, %d channels",
-            week.key,
-            time_values[week],
-            len(week_pages),
-            channels.height,
-        )
+        channel_count += parse_week(week, [stored_page(page) for page in week_pages]).height
         pages.extend(week_pages)
 
+    # One line for the run, not one a week: each log line is an event that Dagster stores,
+    # which costs a backfill of five years more than the parsing does.
+    free_weeks = sum(1 for value in time_values.values() if value == FREE_TIME_VALUE)
+    context.log.info(
+        "Fetched %d weeks, %s to %s: %d pages, %d channels; %d free (time=%s), %d paid",
+        len(weeks),
+        weeks[0].key,
+        weeks[-1].key,
+        len(pages),
+        channel_count,
+        free_weeks,
+        FREE_TIME_VALUE,
+        len(weeks) - free_weeks,
+    )
     frame = raw_pages_frame(pages)
     return dg.Output(
         frame,
         metadata={
             "weeks": dg.MetadataValue.int(len(weeks)),
             "pages": dg.MetadataValue.int(frame.height),
-            "time_values": ", ".join(sorted(set(time_values.values()))),
+            "free_weeks": dg.MetadataValue.int(free_weeks),
+            "paid_weeks": dg.MetadataValue.int(len(weeks) - free_weeks),
             "api": streams_charts.base_url,
         },
     )
