@@ -1,4 +1,4 @@
-"""Which `time` value a week is requested with.
+"""The `time` value that each week is requested with.
 
 The free request, `time=7-days`, returns the seven days before the moment it is made, so it is
 a faithful picture of a week only when it is made shortly after that week ends. Any other week
