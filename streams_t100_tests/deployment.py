@@ -157,7 +157,9 @@ class ServiceProcess:
         self._log.close()
 
 
-def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.5):
+def wait_until(
+    condition: Callable[[], Any], timeout: float, description: str, interval: float = 0.5
+):
     """Poll `condition` until it returns a truthy value, for at most `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -165,7 +167,7 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval
         if value:
             return value
         time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {description}")
 
 
 def http_ok(url: str) -> bool:

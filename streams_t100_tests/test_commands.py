@@ -5,9 +5,10 @@ import re
 import socket
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from streams_t100.cli import main
@@ -75,23 +76,20 @@ def materialize_command(*partition_arguments: str) -> list[str]:
     ]  # fmt: skip
 
 
-def test_readme_materialize_command(simulator, tmp_path):
+@pytest.mark.parametrize(
+    ("partition_arguments", "expected_weeks"),
+    [
+        (("--partition", "2025-01-06"), ["2025-01-06"]),
+        (
+            ("--partition-range", "2025-01-06...2025-01-20"),
+            ["2025-01-06", "2025-01-13", "2025-01-20"],
+        ),
+    ],
+    ids=["one week", "range of weeks"],
+)
+def test_readme_materialize_commands(simulator, tmp_path, partition_arguments, expected_weeks):
     database = tmp_path / "streams_t100.duckdb"
-    command = materialize_command("--partition", "2025-01-06")
-
-    completed = run(command, REPOSITORY_ROOT, simulator_environment(simulator, database))
-
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    weeks = query(
-        database, "select week_start, count(*) from {table} group by 1", "weekly_top_channels"
-    )
-    assert [(str(week), count) for week, count in weeks] == [("2025-01-06", 100)]
-    assert [request.query["time"] for request in simulator.requests] == ["2025-01-06,2025-01-12"]
-
-
-def test_readme_partition_range_command(simulator, tmp_path):
-    database = tmp_path / "streams_t100.duckdb"
-    command = materialize_command("--partition-range", "2025-01-06...2025-01-20")
+    command = materialize_command(*partition_arguments)
 
     completed = run(command, REPOSITORY_ROOT, simulator_environment(simulator, database))
 
@@ -100,13 +98,13 @@ def test_readme_partition_range_command(simulator, tmp_path):
         database, "select week_start, count(*) from {table} group by 1 order by 1",
         "weekly_top_channels",
     )  # fmt: skip
-    assert [(str(week), count) for week, count in weeks] == [
-        ("2025-01-06", 100),
-        ("2025-01-13", 100),
-        ("2025-01-20", 100),
+    assert [(str(week), count) for week, count in weeks] == [(week, 100) for week in expected_weeks]
+    # One paid request per week, each for that week's Monday-to-Sunday range.
+    expected_times = [
+        f"{week},{(date.fromisoformat(week) + timedelta(days=6))}" for week in expected_weeks
     ]
-    # One run for the range: exactly one request per week, and one run's worth of steps.
-    assert len(simulator.requests) == 3
+    assert [request.query["time"] for request in simulator.requests] == expected_times
+    # A range is one run, because every asset has a single-run backfill policy.
     assert completed.stderr.count("RUN_SUCCESS") == 1
 
 
