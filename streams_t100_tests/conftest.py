@@ -11,6 +11,7 @@ from streams_t100.simulator import Simulator
 from streams_t100_tests.deployment import (
     ServiceProcess,
     compose_command,
+    compose_environment,
     dagster_home_from_repository,
     deployment_environment,
     free_port,
@@ -85,7 +86,10 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
         try:
             for name in ("code_server", "webserver", "daemon"):
                 command = compose_command(name, environment)
-                services[name] = ServiceProcess(name, command, environment, folder)
+                # The service's own settings, except the host names, which are compose's.
+                settings = compose_environment(name, environment)
+                service_environment = {**settings, **environment}
+                services[name] = ServiceProcess(name, command, service_environment, folder)
                 if name == "code_server":
                     wait_until(lambda: port_open(code_server_port), 120, "the code server")
             webserver_url = f"http://127.0.0.1:{webserver_port}"

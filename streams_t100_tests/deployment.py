@@ -128,6 +128,12 @@ def compose_command(service: str, environment: dict[str, str]) -> list[str]:
     return [interpolate(str(part), environment) for part in command]
 
 
+def compose_environment(service: str, environment: dict[str, str]) -> dict[str, str]:
+    """Return the variables a compose service sets for its container, interpolated."""
+    variables = compose_services()[service].get("environment", {})
+    return {name: interpolate(str(value), environment) for name, value in variables.items()}
+
+
 class ServiceProcess:
     """A compose service's command, run here as a process with its output in a log file."""
 

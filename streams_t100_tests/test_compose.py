@@ -12,6 +12,7 @@ from streams_t100_tests.deployment import (
     LOCAL_INSTANCE_FILE,
     REPOSITORY_ROOT,
     compose_command,
+    compose_environment,
     compose_services,
     compose_variables,
 )
@@ -75,6 +76,12 @@ def test_service_commands():
     ]  # fmt: skip
 
 
+def test_dagster_services_batch_event_writes():
+    for name in DAGSTER_SERVICES:
+        environment = compose_environment(name, {})
+        assert environment["DAGSTER_EVENT_BATCH_SIZE"] == "1000", name
+
+
 def test_compose_variables_in_env_example():
     missing = compose_variables() - env_example_names()
 
@@ -105,9 +112,12 @@ def test_instance_files_differ_only_in_storage():
     deployment = yaml.safe_load(DEPLOYMENT_INSTANCE_FILE.read_text())
     local = yaml.safe_load(LOCAL_INSTANCE_FILE.read_text())
 
-    storage = deployment.pop("storage")
+    storage = deployment.pop("storage")["custom"]
     assert deployment == local
-    assert set(storage["postgres"]["postgres_db"]) == {
+    assert (storage["module"], storage["class"]) == (
+        "streams_t100.instance_storage", "PooledPostgresStorage",
+    )  # fmt: skip
+    assert set(storage["config"]["postgres_db"]) == {
         "hostname", "port", "username", "password", "db_name",
     }  # fmt: skip
     assert local["concurrency"]["pools"] == {"granularity": "run", "default_limit": 1}

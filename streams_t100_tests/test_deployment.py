@@ -3,8 +3,10 @@ the code server, daemon and webserver started with their compose commands."""
 
 import itertools
 import subprocess
+from pathlib import Path
 
 import dagster as dg
+import yaml
 from dagster._core.execution.backfill import BulkActionStatus
 from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
 
@@ -13,6 +15,7 @@ from streams_t100_tests.deployment import (
     VENV_BIN,
     compose_services,
     dagster_home_from_repository,
+    deployment_environment,
     fresh_postgres_database,
     interpolate,
     launch_asset_backfill,
@@ -161,3 +164,74 @@ def test_compose_healthchecks_pass(deployment):
 
         assert kind == "CMD", name
         assert completed.returncode == 0, f"{name}: {completed.stderr[-2000:]}"
+
+
+def postgres_sessions(database: str) -> int:
+    """Return how many connections to `database` have been opened since it was created."""
+    [(sessions,)] = query_postgres(
+        database, "select sessions from pg_stat_database where datname = %s", (database,)
+    )
+    return sessions
+
+
+def stock_postgres_home(folder: Path) -> Path:
+    """A Dagster home like the deployment's, but with dagster-postgres' own storage."""
+    home = dagster_home_from_repository(folder)
+    settings = yaml.safe_load((home / "dagster.yaml").read_text())
+    settings["storage"] = {"postgres": settings["storage"]["custom"]["config"]}
+    (home / "dagster.yaml").write_text(yaml.safe_dump(settings))
+    return home
+
+
+def materialize_base_assets(home: Path, database: str, simulator, duckdb: Path, weeks: str):
+    """Run the base assets for `weeks` (a partition range) as one `dagster asset materialize`."""
+    environment = deployment_environment(
+        DAGSTER_HOME=str(home),
+        STREAMS_CHARTS_BASE_URL=simulator.base_url,
+        STREAMS_CHARTS_CLIENT_ID=simulator.client_id,
+        STREAMS_CHARTS_TOKEN=simulator.token,
+        STREAMS_CHARTS_ALLOW_PAID="true",
+        STREAMS_T100_DUCKDB_PATH=str(duckdb),
+        **postgres_variables(database),
+    )
+    command = [
+        str(VENV_BIN / "dagster"), "asset", "materialize", "-m", "streams_t100.definitions",
+        "--select", "raw_channel_pages,weekly_top_channels", "--partition-range", weeks,
+    ]  # fmt: skip
+    completed = subprocess.run(
+        command, env=environment, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+
+
+def event_count(database: str) -> int:
+    [(events,)] = query_postgres(database, "select count(*) from event_logs")
+    return events
+
+
+def test_runs_keep_their_postgres_connections_open(tmp_path, simulator):
+    # The same runs on dagster-postgres' own storage, which opens a connection for every
+    # event it writes, show that the counter counts the runs' connections.
+    homes = {
+        "deployment": dagster_home_from_repository(tmp_path / "deployment_home"),
+        "stock": stock_postgres_home(tmp_path / "stock_home"),
+    }
+    opened, events = {}, {}
+    for name, home in homes.items():
+        duckdb = tmp_path / f"{name}.duckdb"
+        with fresh_postgres_database() as database:
+            # The first run creates Dagster's tables, with many connections of its own.
+            materialize_base_assets(home, database, simulator, duckdb, "2025-01-06...2025-01-06")
+            events_before, sessions_before = event_count(database), postgres_sessions(database)
+
+            materialize_base_assets(home, database, simulator, duckdb, "2025-01-13...2025-03-17")
+
+            # Each query here opens a connection of its own: two between the counts.
+            opened[name] = postgres_sessions(database) - sessions_before - 2
+            events[name] = event_count(database) - events_before
+
+    assert events["deployment"] == events["stock"] > 40
+    assert opened["stock"] >= events["stock"]
+    # For each of the three storages: one connection for its startup check, and the two its
+    # pool keeps.
+    assert opened["deployment"] <= 9, opened

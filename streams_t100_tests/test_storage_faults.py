@@ -5,6 +5,7 @@ gives a short error."""
 import socket
 import subprocess
 import sys
+import threading
 from datetime import date
 from pathlib import Path
 
@@ -19,12 +20,16 @@ from streams_t100.partitions import weekly_partitions
 from streams_t100.simulator import week_ranking
 from streams_t100.simulator_faults import Fault
 from streams_t100.warehouse import local_table
+from streams_t100_tests.conftest import instance_from_home
 from streams_t100_tests.deployment import (
     REPOSITORY_ROOT,
     VENV_BIN,
     dagster_home_from_repository,
     deployment_environment,
+    fresh_postgres_database,
     postgres_variables,
+    query_postgres,
+    wait_until,
 )
 from streams_t100_tests.helpers import client_for, materialize_weeks, query, step_error
 
@@ -226,3 +231,52 @@ def test_unreachable_postgres_named_briefly(tmp_path):
     assert f"cannot reach Dagster's Postgres storage at 127.0.0.1:{port}" in completed.stderr
     assert "Connection refused" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def drop_connections_during_stalled_request(
+    simulator, database: str
+) -> tuple[threading.Thread, list[int]]:
+    """Once the second API request is being held back, end every connection to `database`.
+
+    Returns the thread that does it and the list it fills with one entry per ended connection.
+    """
+    terminated: list[int] = []
+
+    def drop() -> None:
+        wait_until(lambda: len(simulator.requests) >= 2, 60, "the second API request")
+        rows = query_postgres(
+            database,
+            "select pg_terminate_backend(pid) from pg_stat_activity "
+            "where datname = %s and pid <> pg_backend_pid()",
+            (database,),
+        )
+        terminated.extend(1 for (ended,) in rows if ended)
+
+    thread = threading.Thread(target=drop, daemon=True)
+    thread.start()
+    return thread, terminated
+
+
+def test_run_outlives_postgres_ending_its_connections(
+    tmp_path, simulator, paid_client, duckdb_path
+):
+    with fresh_postgres_database() as database:
+        home = dagster_home_from_repository(tmp_path / "dagster_home")
+        instance = instance_from_home(home, postgres_variables(database))
+        # The second week's page is held back for two seconds, while the run's kept
+        # connections to Postgres are ended from outside, as a Postgres restart ends them.
+        simulator.inject(Fault(), Fault(stall_seconds=2))
+        dropper, terminated = drop_connections_during_stalled_request(simulator, database)
+
+        result = materialize_weeks(
+            paid_client, duckdb_path, "2025-01-06", "2025-01-20", assets=BASE_ASSETS,
+            instance=instance,
+        )  # fmt: skip
+        dropper.join(timeout=60)
+
+        assert terminated, "no connection of the run was open to end"
+        assert result.success
+        weeks = instance.get_materialized_partitions(dg.AssetKey("weekly_top_channels"))
+        assert weeks == {"2025-01-06", "2025-01-13", "2025-01-20"}
+        instance.dispose()
+    assert [row[:4] for row in week_rows(duckdb_path, SECOND)] == served_values(SECOND)
