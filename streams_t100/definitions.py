@@ -1,5 +1,7 @@
 """The Definitions object of the streams_t100 code location."""
 
+import gc
+
 import dagster as dg
 
 from streams_t100.assets.analytics import (
@@ -37,3 +39,9 @@ def build_definitions(
 
 
 defs = build_definitions(streams_charts_from_env(), warehouse_from_env())
+
+# Everything imported by now lives as long as the process. Frozen, it is left out of every
+# garbage collection during a run and out of the last one at exit. Measured here, that takes
+# about 0.6 s off a one-week `dagster asset materialize`, and a tenth off a 260-week run
+# on Postgres (benchmarks/backfill.py).
+gc.freeze()

@@ -2,12 +2,12 @@
 
 dagster-postgres opens a new connection for every statement it sends. A backfill of five
 years of the whole graph writes about 2,400 events, each in one to three statements, and on
-Postgres a new connection costs more than the insert it carries. The webserver avoids part of this by
-calling `optimize_for_webserver` on its instance, which gives each storage a pool of one
-connection. Storing an asset event needs two at once, though: one for its transaction and
-one for a table check made inside it. So this storage gives each of its three storages a
-pool that keeps two, in every process that loads deploy/dagster.yaml: the run workers, the
-daemon and the code server.
+Postgres a new connection costs more than the insert it carries. The webserver avoids part
+of this by calling `optimize_for_webserver` on its instance, which gives each storage a pool
+of one connection. Storing an asset event needs two at once, though: one for its
+transaction and one for a table check made inside it. So this storage gives each of its
+three storages a pool that keeps two, in every process that loads deploy/dagster.yaml: the
+run workers, the daemon and the code server.
 
 deploy/dagster.yaml selects it under `storage: custom:`, with the same `postgres_db` config
 as `storage: postgres:`.
