@@ -4,8 +4,9 @@
     uv run python benchmarks/backfill.py --weeks 52 --no-postgres
 
 It starts the simulator in its own process, then runs every measurement in a fresh Python
-process, so that each peak RSS belongs to one measurement. Postgres storage uses
-deploy/dagster.yaml against a throwaway database on 127.0.0.1:5432 (user postgres).
+process, so that each peak RSS belongs to one measurement. Postgres storage is the
+deployment's: deploy/dagster.yaml and the event batch size that docker-compose.yml sets,
+against a throwaway database on 127.0.0.1:5432 (user postgres).
 
 Measurements:
 - `import dagster` and loading streams_t100.definitions;
@@ -14,7 +15,9 @@ Measurements:
   base assets, the whole graph, and two assets that do no work (Dagster's own bookkeeping);
 - the floor: a plain script making the same requests with the same client session, parsing
   with the same polars code and inserting into DuckDB directly;
-- the time spent in streams_t100's own code during a base-asset run, from cProfile.
+- the time spent in streams_t100's own code during a base-asset run, from cProfile;
+- for the largest N, each of the deployment's Postgres settings on its own, and the opt-in
+  setting that writes one "materialization planned" event per asset.
 """
 
 import argparse
@@ -22,6 +25,7 @@ import cProfile
 import json
 import os
 import pstats
+import re
 import resource
 import shutil
 import subprocess
@@ -30,8 +34,11 @@ import tempfile
 import time
 import uuid
 from contextlib import closing
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
+
+import yaml
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -160,9 +167,7 @@ def selected_assets(graph: str):
     return ASSETS
 
 
-def worker_dagster(
-    weeks: int, duckdb_path: str, storage: str, graph: str, profile: bool, pooled: bool = False
-) -> dict:
+def worker_dagster(weeks: int, duckdb_path: str, graph: str, profile: bool) -> dict:
     import dagster as dg
     from dagster._core.storage.tags import (
         ASSET_PARTITION_RANGE_END_TAG,
@@ -173,10 +178,6 @@ def worker_dagster(
 
     keys = week_keys(weeks)
     instance = dg.DagsterInstance.get()  # DAGSTER_HOME is set by the parent
-    if pooled:
-        # What the webserver does with its instance: one pooled connection per storage
-        # instead of a new connection per event (dagster-postgres 0.29 uses NullPool).
-        instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=2)
     resources = {
         "streams_charts": simulator_client(),
         "io_manager": WarehouseIOManager(duckdb_path=duckdb_path),
@@ -222,12 +223,7 @@ def run_worker(arguments: argparse.Namespace) -> None:
         measured = worker_plain(arguments.weeks, arguments.duckdb)
     else:
         measured = worker_dagster(
-            arguments.weeks,
-            arguments.duckdb,
-            arguments.storage,
-            arguments.graph,
-            arguments.profile,
-            arguments.pooled,
+            arguments.weeks, arguments.duckdb, arguments.graph, arguments.profile
         )
     measured["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(measured))
@@ -303,13 +299,70 @@ def drop_postgres_database(name: str) -> None:
         cursor.execute(f'drop database if exists "{name}" with (force)')
 
 
-def storage_home(folder: Path, storage: str) -> Path:
-    """Make a fresh DAGSTER_HOME: local storage (no storage section) or Postgres."""
-    home = folder / f"home_{storage}_{uuid.uuid4().hex[:6]}"
-    home.mkdir(parents=True)
-    source = "deploy/dagster.yaml" if storage == "postgres" else "dagster.yaml"
-    shutil.copy(REPOSITORY_ROOT / source, home / "dagster.yaml")
-    return home
+@dataclass(frozen=True)
+class Storage:
+    """Where a measured run keeps Dagster's runs and events."""
+
+    label: str
+    instance_file: str  # copied, relative to the repository, into the run's DAGSTER_HOME
+    variables: tuple[tuple[str, str], ...] = ()  # set in the run's environment
+    # Swap the deployment's pooled storage for dagster-postgres' own, to measure the pool.
+    stock_postgres: bool = False
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.instance_file.startswith("deploy/")
+
+    def with_variables(self, label: str, **variables: str) -> "Storage":
+        return replace(self, label=label, variables=(*self.variables, *variables.items()))
+
+    def home(self, folder: Path) -> Path:
+        home = folder / f"home_{uuid.uuid4().hex[:8]}"
+        home.mkdir(parents=True)
+        settings = yaml.safe_load((REPOSITORY_ROOT / self.instance_file).read_text())
+        if self.stock_postgres:
+            settings["storage"] = {"postgres": settings["storage"]["custom"]["config"]}
+        (home / "dagster.yaml").write_text(yaml.safe_dump(settings))
+        return home
+
+    def environment(self, base: dict[str, str], folder: Path) -> dict[str, str]:
+        return {**base, **dict(self.variables), "DAGSTER_HOME": str(self.home(folder))}
+
+
+def compose_event_batch_size() -> str:
+    """Return the event batch size that docker-compose.yml gives the Dagster services."""
+    compose = yaml.safe_load((REPOSITORY_ROOT / "docker-compose.yml").read_text())
+    setting = compose["services"]["code_server"]["environment"]["DAGSTER_EVENT_BATCH_SIZE"]
+    return re.fullmatch(r"\$\{DAGSTER_EVENT_BATCH_SIZE:-(\d+)\}", setting).group(1)
+
+
+LOCAL = Storage("local", "dagster.yaml")
+# The deployment: deploy/dagster.yaml's pooled storage and compose's event batch size.
+POSTGRES = Storage(
+    "Postgres", "deploy/dagster.yaml", (("DAGSTER_EVENT_BATCH_SIZE", compose_event_batch_size()),)
+)
+ONE_PLANNED_EVENT = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
+
+# The deployment's settings one at a time, and the opt-in setting on top of each storage.
+SETTINGS = [
+    Storage("dagster-postgres as shipped", "deploy/dagster.yaml", stock_postgres=True),
+    Storage("kept connections only", "deploy/dagster.yaml"),
+    Storage(
+        "batched event writes only", "deploy/dagster.yaml", POSTGRES.variables, stock_postgres=True
+    ),
+    LOCAL.with_variables("local, one planned event per asset", **ONE_PLANNED_EVENT),
+    POSTGRES.with_variables("Postgres, one planned event per asset", **ONE_PLANNED_EVENT),
+]
+
+
+def dagster_run(
+    environment: dict[str, str], folder: Path, storage: Storage, weeks: int, graph: str,
+    *flags: str,
+) -> dict:  # fmt: skip
+    return worker_measurement(
+        storage.environment(environment, folder), "dagster", "--weeks", str(weeks),
+        "--duckdb", str(folder / f"{uuid.uuid4().hex}.duckdb"), "--graph", graph, *flags,
+    )  # fmt: skip
 
 
 def measure(arguments: argparse.Namespace) -> list[dict]:
@@ -321,7 +374,7 @@ def measure(arguments: argparse.Namespace) -> list[dict]:
     }
     simulator, url = start_simulator(base_environment)
     database = create_postgres_database() if arguments.postgres else None
-    storages = ["local", "postgres"] if arguments.postgres else ["local"]
+    storages = [LOCAL, POSTGRES] if arguments.postgres else [LOCAL]
     rows: list[dict] = []
     try:
         environment = {**base_environment, SIMULATOR_PORT_ENV: url}
@@ -334,39 +387,18 @@ def measure(arguments: argparse.Namespace) -> list[dict]:
         startup = worker_measurement(environment, "import")
         rows.append({"name": "import dagster", "weeks": 0, "wall": startup["import_dagster"]})
         rows.append({"name": "load definitions", "weeks": 0, "wall": startup["load_definitions"]})
-
-        rows.append(one_week_cli(environment, folder, url))
+        for storage in storages:
+            rows.append(one_week_cli(environment, folder, url, storage))
 
         for weeks in arguments.weeks:
-            duckdb_path = str(folder / f"plain_{weeks}.duckdb")
-            plain = worker_measurement(
-                environment, "plain", "--weeks", str(weeks), "--duckdb", duckdb_path
-            )
-            rows.append({"name": "plain script", "weeks": weeks, **plain, "floor": True})
-            for storage in storages:
-                for graph in ("noop", "base", "full"):
-                    home = storage_home(folder, storage)
-                    duckdb_path = str(folder / f"{storage}_{graph}_{weeks}.duckdb")
-                    measured = worker_measurement(
-                        {**environment, "DAGSTER_HOME": str(home)}, "dagster", "--weeks",
-                        str(weeks), "--duckdb", duckdb_path, "--storage", storage, "--graph", graph,
-                    )  # fmt: skip
-                    rows.append({"name": f"dagster {graph}, {storage}", "weeks": weeks, **measured})
-                home = storage_home(folder, storage)
-                profiled = worker_measurement(
-                    {**environment, "DAGSTER_HOME": str(home)}, "dagster", "--weeks", str(weeks),
-                    "--duckdb", str(folder / f"profiled_{storage}_{weeks}.duckdb"),
-                    "--storage", storage, "--graph", "base", "--profile",
-                )  # fmt: skip
-                rows.append({"name": f"own code in base run, {storage} (profiled)", "weeks": weeks,
-                             "wall": profiled["own_code"], "peak_rss_mb": profiled["peak_rss_mb"],
-                             "profiled_wall": profiled["wall"]})  # fmt: skip
-            if weeks == max(arguments.weeks):
-                rows.extend(experiments(environment, folder, weeks, storages))
-            plain_profiled_wall = profile_plain(environment, folder, weeks)
-            rows.append(
-                {"name": "plain script (profiled)", "weeks": weeks, "wall": plain_profiled_wall}
-            )
+            rows.extend(measure_weeks(environment, folder, weeks, storages))
+        if arguments.postgres:
+            weeks = max(arguments.weeks)
+            for storage in SETTINGS:
+                for graph in ("base", "full"):
+                    measured = dagster_run(environment, folder, storage, weeks, graph)
+                    rows.append({"name": f"{graph}: {storage.label}", "weeks": weeks, **measured,
+                                 "setting": True})  # fmt: skip
     finally:
         simulator.terminate()
         simulator.wait(timeout=10)
@@ -376,34 +408,23 @@ def measure(arguments: argparse.Namespace) -> list[dict]:
     return rows
 
 
-# Supported settings that cut Dagster's cost per week, each measured on its own.
-EXPERIMENTS = {
-    # One ASSET_MATERIALIZATION_PLANNED event per asset for the whole range instead of one per
-    # week. Dagster's trade-off: a failed run does not mark its weeks as failed.
-    "one planned event per asset": (
-        {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"},
-        (),
-    ),
-    "pooled Postgres connections": ({}, ("--pooled",)),
-}
-
-
-def experiments(
-    environment: dict[str, str], folder: Path, weeks: int, storages: list[str]
+def measure_weeks(
+    environment: dict[str, str], folder: Path, weeks: int, storages: list[Storage]
 ) -> list[dict]:
-    rows = []
-    for name, (variables, flags) in EXPERIMENTS.items():
-        for storage in storages:
-            if "--pooled" in flags and storage != "postgres":
-                continue
-            for graph in ("base", "full"):
-                home = storage_home(folder, storage)
-                measured = worker_measurement(
-                    {**environment, **variables, "DAGSTER_HOME": str(home)}, "dagster",
-                    "--weeks", str(weeks), "--duckdb", str(folder / f"x_{uuid.uuid4().hex}.duckdb"),
-                    "--storage", storage, "--graph", graph, *flags,
-                )  # fmt: skip
-                rows.append({"name": f"{graph}, {storage}: {name}", "weeks": weeks, **measured})
+    """The plain script, then each graph on each storage, for `weeks` weeks."""
+    duckdb_path = str(folder / f"plain_{weeks}.duckdb")
+    plain = worker_measurement(environment, "plain", "--weeks", str(weeks), "--duckdb", duckdb_path)
+    rows = [{"name": "plain script", "weeks": weeks, **plain, "floor": True}]
+    for storage in storages:
+        for graph in ("noop", "base", "full"):
+            measured = dagster_run(environment, folder, storage, weeks, graph)
+            rows.append({"name": f"dagster {graph}, {storage.label}", "weeks": weeks, **measured})
+        profiled = dagster_run(environment, folder, storage, weeks, "base", "--profile")
+        rows.append({"name": f"own code in base run, {storage.label} (profiled)", "weeks": weeks,
+                     "wall": profiled["own_code"], "peak_rss_mb": profiled["peak_rss_mb"],
+                     "profiled_wall": profiled["wall"]})  # fmt: skip
+    plain_profiled_wall = profile_plain(environment, folder, weeks)
+    rows.append({"name": "plain script (profiled)", "weeks": weeks, "wall": plain_profiled_wall})
     return rows
 
 
@@ -418,32 +439,31 @@ def profile_plain(environment: dict[str, str], folder: Path, weeks: int) -> floa
     return json.loads(stdout.strip().splitlines()[-1])["wall"]
 
 
-def one_week_cli(environment: dict[str, str], folder: Path, url: str) -> dict:
+def one_week_cli(environment: dict[str, str], folder: Path, url: str, storage: Storage) -> dict:
     from streams_t100.simulator import SIMULATOR_CLIENT_ID, SIMULATOR_TOKEN
 
     cli_environment = {
-        **environment,
+        **storage.environment(environment, folder),
         "STREAMS_CHARTS_BASE_URL": url,
         "STREAMS_CHARTS_CLIENT_ID": SIMULATOR_CLIENT_ID,
         "STREAMS_CHARTS_TOKEN": SIMULATOR_TOKEN,
         "STREAMS_CHARTS_ALLOW_PAID": "true",
-        "STREAMS_T100_DUCKDB_PATH": str(folder / "one_week.duckdb"),
-        "DAGSTER_HOME": str(storage_home(folder, "local")),
+        "STREAMS_T100_DUCKDB_PATH": str(folder / f"one_week_{uuid.uuid4().hex}.duckdb"),
     }
     command = [
         str(BIN / "dagster"), "asset", "materialize", "-m", "streams_t100.definitions",
         "--select", "*", "--partition", week_keys(1)[0],
     ]  # fmt: skip
-    # The first run also creates the instance's SQLite files; the schedule's runs find them
-    # in place, so the second run is the one reported.
+    # The first run also creates the instance's tables; the schedule's runs find them in
+    # place, so the second run is the one reported.
     run_child(command, cli_environment)
     wall, peak_rss, _ = run_child([*command[:-1], week_keys(2)[1]], cli_environment)
-    return {"name": "one week, whole graph, dagster asset materialize", "weeks": 1, "wall": wall,
-            "peak_rss_mb": peak_rss}  # fmt: skip
+    return {"name": f"one week, whole graph, `dagster asset materialize`, {storage.label}",
+            "weeks": 1, "wall": wall, "peak_rss_mb": peak_rss}  # fmt: skip
 
 
 COLUMNS = ("measurement", "weeks", "wall s", "s/week", "x floor", "RSS MB", "events")
-WIDTHS = (52, 5, 8, 8, 8, 8, 7)
+WIDTHS = (62, 5, 8, 8, 8, 8, 7)
 
 
 def table_line(cells) -> str:
@@ -482,10 +502,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="Also write the rows to this file.")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--duckdb", help=argparse.SUPPRESS)
-    parser.add_argument("--storage", help=argparse.SUPPRESS)
     parser.add_argument("--graph", help=argparse.SUPPRESS)
     parser.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--pooled", action="store_true", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.worker:
         arguments.weeks = (
