@@ -3,6 +3,7 @@ deployment's webserver and daemon."""
 
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -78,7 +79,12 @@ def test_partitions_view_shows_week_status(page, deployment):
         allow_paid_requests=True,
     )
     instance = deployment.instance()
-    materialize_weeks(client, deployment.duckdb_path, "2025-04-07", instance=instance)
+    # In a thread of its own: Dagster runs an event loop, which cannot run in the thread where
+    # Playwright's is running.
+    with ThreadPoolExecutor(max_workers=1) as runner:
+        runner.submit(
+            materialize_weeks, client, deployment.duckdb_path, "2025-04-07", instance=instance
+        ).result()
     materialized = instance.get_materialized_partitions(dg.AssetKey("weekly_top_channels"))
     instance.dispose()
 
