@@ -3,6 +3,7 @@ the code server, daemon and webserver started with their compose commands."""
 
 import itertools
 import subprocess
+import threading
 from pathlib import Path
 
 import dagster as dg
@@ -22,6 +23,7 @@ from streams_t100_tests.deployment import (
     postgres_variables,
     query_postgres,
     wait_for_backfill,
+    wait_until,
 )
 from streams_t100_tests.helpers import client_for, materialize_weeks, query
 
@@ -47,8 +49,8 @@ def test_instance_stores_runs_in_postgres(tmp_path, simulator, duckdb_path):
 
         result = materialize_weeks(client, duckdb_path, "2025-01-06", instance=instance)
 
-        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        assert type(instance.run_storage).__name__ == "PooledRunStorage"
+        assert type(instance.event_log_storage).__name__ == "PooledEventLogStorage"
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
         runs = instance.get_runs()
         assert [run.run_id for run in runs] == [result.run_id]
@@ -232,6 +234,65 @@ def test_runs_keep_their_postgres_connections_open(tmp_path, simulator):
 
     assert events["deployment"] == events["stock"] > 40
     assert opened["stock"] >= events["stock"]
-    # For each of the three storages: one connection for its startup check, and the two its
-    # pool keeps.
+    # For each of the run and event log storages: one connection for its startup check, and
+    # the two its pool keeps. The schedule storage opens one for its check and a few more.
     assert opened["deployment"] <= 9, opened
+
+
+def open_connections(database: str) -> int:
+    """Return how many connections other than this query's are open to `database`."""
+    [(count,)] = query_postgres(
+        database,
+        "select count(*) from pg_stat_activity where datname = %s and pid <> pg_backend_pid()",
+        (database,),
+    )
+    return count
+
+
+def test_many_threads_store_events_at_once(tmp_path):
+    # Storing an asset event holds two connections at once, so a capped pool would leave
+    # enough threads waiting on each other.
+    threads, events_per_thread = 8, 3
+    with fresh_postgres_database() as database:
+        home = dagster_home_from_repository(tmp_path / "dagster_home")
+        instance = instance_from_home(home, postgres_variables(database))
+        errors: list[BaseException] = []
+
+        def store_events(thread: int) -> None:
+            try:
+                for week in range(events_per_thread):
+                    instance.report_runless_asset_event(
+                        dg.AssetMaterialization(f"thread_{thread}", partition=f"week_{week}")
+                    )
+            except BaseException as error:
+                errors.append(error)
+
+        writers = [threading.Thread(target=store_events, args=(n,)) for n in range(threads)]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            # A bound for a hang, not a timing: the writes take well under a second.
+            writer.join(timeout=120)
+
+        assert [writer.name for writer in writers if writer.is_alive()] == []
+        assert errors == []
+        stored = query_postgres(
+            database,
+            "select count(*) from event_logs where dagster_event_type = 'ASSET_MATERIALIZATION'",
+        )
+        assert stored == [(threads * events_per_thread,)]
+        instance.dispose()
+
+
+def test_disposed_instance_closes_connections(tmp_path):
+    with fresh_postgres_database() as database:
+        home = dagster_home_from_repository(tmp_path / "dagster_home")
+        instance = instance_from_home(home, postgres_variables(database))
+        # One read from the run storage and one from the event log storage.
+        instance.get_runs()
+        instance.all_logs("no-such-run")
+        assert open_connections(database) == 2
+
+        instance.dispose()
+
+        wait_until(lambda: open_connections(database) == 0, 10, "the connections to close")
