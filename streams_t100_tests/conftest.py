@@ -86,7 +86,7 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
         try:
             for name in ("code_server", "webserver", "daemon"):
                 command = compose_command(name, environment)
-                # The service's own settings, except the host names, which are compose's.
+                # The service's environment from compose, with this machine's host names.
                 settings = compose_environment(name, environment)
                 service_environment = {**settings, **environment}
                 services[name] = ServiceProcess(name, command, service_environment, folder)

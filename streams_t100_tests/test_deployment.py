@@ -211,7 +211,7 @@ def event_count(database: str) -> int:
     return events
 
 
-def test_runs_keep_their_postgres_connections_open(tmp_path, simulator):
+def test_run_reuses_postgres_connections(tmp_path, simulator):
     # The same runs on dagster-postgres' own storage, which opens a connection for every
     # event it writes, show that the counter counts the runs' connections.
     homes = {
@@ -234,8 +234,8 @@ def test_runs_keep_their_postgres_connections_open(tmp_path, simulator):
 
     assert events["deployment"] == events["stock"] > 40
     assert opened["stock"] >= events["stock"]
-    # For each of the run and event log storages: one connection for its startup check, and
-    # the two its pool keeps. The schedule storage opens one for its check and a few more.
+    # The run and event log storages each open one connection for their startup check and
+    # keep two. The schedule storage is not pooled: it opened two connections here.
     assert opened["deployment"] <= 9, opened
 
 
@@ -250,8 +250,8 @@ def open_connections(database: str) -> int:
 
 
 def test_many_threads_store_events_at_once(tmp_path):
-    # Storing an asset event holds two connections at once, so a capped pool would leave
-    # enough threads waiting on each other.
+    # Storing an asset event uses two connections at once, so with a capped pool enough
+    # threads would wait on each other.
     threads, events_per_thread = 8, 3
     with fresh_postgres_database() as database:
         home = dagster_home_from_repository(tmp_path / "dagster_home")
