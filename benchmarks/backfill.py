@@ -94,21 +94,20 @@ def worker_import() -> dict:
 
 def worker_plain(weeks: int, duckdb_path: str) -> dict:
     import duckdb
-    import polars as pl
 
     from streams_t100.assets.raw import raw_pages_frame, stored_page
-    from streams_t100.channel_list import parse_week
+    from streams_t100.channel_list import check_week, rows_frame
     from streams_t100.partitions import Week
 
     started = time.perf_counter()
     client = simulator_client()
-    pages, frames = [], []
+    pages, checked_weeks = [], []
     for key in week_keys(weeks):
         week = Week.from_key(key)
         week_pages = client.fetch_week(week, client.time_value_for(week, _now()))
-        frames.append(parse_week(week, [stored_page(page) for page in week_pages]))
+        checked_weeks.append(check_week(week, [stored_page(page) for page in week_pages]))
         pages.extend(week_pages)
-    raw, channels = raw_pages_frame(pages), pl.concat(frames)
+    raw, channels = raw_pages_frame(pages), rows_frame(checked_weeks)
 
     with duckdb.connect(duckdb_path) as connection:
         connection.begin()

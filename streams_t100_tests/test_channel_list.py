@@ -10,7 +10,9 @@ from streams_t100.channel_list import (
     WEEKLY_TOP_CHANNELS_SCHEMA,
     ChannelListError,
     StoredPage,
+    check_week,
     parse_week,
+    rows_frame,
 )
 from streams_t100.partitions import Week
 from streams_t100_tests.helpers import DOCUMENTED_SAMPLE, documented_sample
@@ -157,3 +159,28 @@ def test_duplicate_channel_rejected():
 
     with pytest.raises(ChannelListError, match=r"page 2: channel 'xqc' .* twice, first on page 1"):
         parse_bodies(json.dumps({"data": [first, second]}), json.dumps({"data": [repeated]}))
+
+
+def test_rows_frame_ranks_each_week():
+    first, second = documented_sample()["data"]
+    next_week = Week.from_key("2025-01-13")
+    checked = [
+        check_week(WEEK, [StoredPage(1, FETCHED_AT, json.dumps({"data": [first, second]}))]),
+        check_week(next_week, [StoredPage(1, FETCHED_AT, json.dumps({"data": [second]}))]),
+    ]
+
+    frame = rows_frame(checked)
+
+    assert frame.schema == WEEKLY_TOP_CHANNELS_SCHEMA
+    assert frame.select("week_start", "week_end", "iso_week", "rank", "channel_name").rows() == [
+        (date(2025, 1, 6), date(2025, 1, 12), 2, 1, "xqc"),
+        (date(2025, 1, 6), date(2025, 1, 12), 2, 2, "loud_coringa"),
+        (date(2025, 1, 13), date(2025, 1, 19), 3, 1, "loud_coringa"),
+    ]
+
+
+def test_rows_frame_of_no_weeks_is_empty():
+    frame = rows_frame([])
+
+    assert frame.height == 0
+    assert frame.schema == WEEKLY_TOP_CHANNELS_SCHEMA

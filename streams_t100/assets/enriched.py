@@ -6,12 +6,7 @@ import dagster as dg
 import polars as pl
 
 from streams_t100.assets.common import WEEKLY_ASSET_SETTINGS, weeks_in_run
-from streams_t100.channel_list import (
-    PAGE_SIZE,
-    WEEKLY_TOP_CHANNELS_SCHEMA,
-    StoredPage,
-    parse_week,
-)
+from streams_t100.channel_list import PAGE_SIZE, StoredPage, check_week, rows_frame
 from streams_t100.checks import (
     WEEKLY_TOP_CHANNELS_CHECKS,
     check_specs_for,
@@ -37,15 +32,15 @@ def weekly_top_channels(
     weeks = weeks_in_run(context)
     pages_by_week = stored_pages_by_week(raw_channel_pages)
 
-    frames = []
+    checked_weeks = []
     for week in weeks:
         if week.start not in pages_by_week:
             raise MissingRawPagesError(
                 f"week {week.key}: no raw_channel_pages rows are stored for this week; "
                 "materialize raw_channel_pages for it first"
             )
-        frames.append(parse_week(week, pages_by_week[week.start]))
-    channels = pl.concat(frames) if frames else pl.DataFrame(schema=WEEKLY_TOP_CHANNELS_SCHEMA)
+        checked_weeks.append(check_week(week, pages_by_week[week.start]))
+    channels = rows_frame(checked_weeks)
     context.log.info("Parsed %d channels over %d weeks", channels.height, len(weeks))
 
     yield dg.Output(channels, metadata=top_channels_metadata(channels, weeks))

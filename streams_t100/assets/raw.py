@@ -8,7 +8,7 @@ import polars as pl
 from pydantic import Field
 
 from streams_t100.assets.common import WEEKLY_ASSET_SETTINGS, weeks_in_run
-from streams_t100.channel_list import StoredPage, parse_week
+from streams_t100.channel_list import StoredPage, check_week
 from streams_t100.request_window import FREE_TIME_VALUE
 from streams_t100.streams_charts import FetchedPage, StreamsChartsClient
 
@@ -57,9 +57,9 @@ def raw_channel_pages(
     channel_count = 0
     for week in weeks:
         week_pages = streams_charts.fetch_week(week, time_values[week])
-        # Parsing here refuses a bad page before it is stored; the rows themselves are built
-        # again downstream from what is stored.
-        channel_count += parse_week(week, [stored_page(page) for page in week_pages]).height
+        # Checking here rejects a bad page before it is stored. The rows themselves are built
+        # downstream from what is stored.
+        channel_count += check_week(week, [stored_page(page) for page in week_pages]).channel_count
         pages.extend(week_pages)
 
     # One line for the run, not one a week: each log line is an event that Dagster stores,
