@@ -2,6 +2,7 @@
 
     uv run python benchmarks/backfill.py                  # 52 and 260 weeks, both storages
     uv run python benchmarks/backfill.py --weeks 52 --no-postgres
+    uv run python benchmarks/backfill.py --repeat 3         # medians of three runs
 
 It starts the simulator in its own process, then runs every measurement in a fresh Python
 process, so that each peak RSS belongs to one measurement. Postgres storage is the
@@ -28,6 +29,7 @@ import pstats
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -467,8 +469,8 @@ def one_week_cli(environment: dict[str, str], folder: Path, url: str, storage: S
             "weeks": 1, "wall": wall, "peak_rss_mb": peak_rss}  # fmt: skip
 
 
-COLUMNS = ("measurement", "weeks", "wall s", "s/week", "x floor", "RSS MB", "events")
-WIDTHS = (62, 5, 8, 8, 8, 8, 7)
+COLUMNS = ("measurement", "weeks", "wall s", "range s", "s/week", "x floor", "RSS MB", "events")
+WIDTHS = (62, 5, 8, 12, 8, 8, 8, 7)
 
 
 def table_line(cells) -> str:
@@ -478,17 +480,31 @@ def table_line(cells) -> str:
     )
 
 
+def median_rows(repetitions: list[list[dict]]) -> list[dict]:
+    """Combine repeated measurements row by row: the median wall time, the range, max RSS."""
+    combined = []
+    for same_rows in zip(*repetitions, strict=True):
+        walls = sorted(row["wall"] for row in same_rows)
+        row = {**same_rows[0], "wall": statistics.median(walls), "walls": walls}
+        if "peak_rss_mb" in row:
+            row["peak_rss_mb"] = max(measured["peak_rss_mb"] for measured in same_rows)
+        combined.append(row)
+    return combined
+
+
 def print_table(rows: list[dict]) -> None:
     floors = {row["weeks"]: row["wall"] for row in rows if row.get("floor")}
     print(table_line(COLUMNS))
     for row in rows:
         weeks = row["weeks"]
+        walls = row.get("walls", [row["wall"]])
         print(
             table_line(
                 (
                     row["name"],
                     weeks,
                     f"{row['wall']:.2f}",
+                    f"{walls[0]:.2f}-{walls[-1]:.2f}" if len(walls) > 1 else "",
                     f"{row['wall'] / weeks:.4f}" if weeks else "",
                     f"{row['wall'] / floors[weeks]:.2f}" if weeks in floors and weeks > 1 else "",
                     f"{row['peak_rss_mb']:.0f}" if "peak_rss_mb" in row else "",
@@ -504,6 +520,10 @@ def main() -> None:
         "--weeks", type=lambda text: [int(n) for n in text.split(",")], default=[52, 260]
     )
     parser.add_argument("--no-postgres", dest="postgres", action="store_false")
+    parser.add_argument(
+        "--repeat", type=int, default=1,
+        help="Measure everything this many times and report each row's median wall time.",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="Also write the rows to this file.")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--duckdb", help=argparse.SUPPRESS)
@@ -517,7 +537,7 @@ def main() -> None:
         run_worker(arguments)
         return
 
-    rows = measure(arguments)
+    rows = median_rows([measure(arguments) for _ in range(arguments.repeat)])
     print_table(rows)
     if arguments.json:
         arguments.json.write_text(json.dumps(rows, indent=2))
