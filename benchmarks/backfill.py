@@ -302,17 +302,13 @@ def drop_postgres_database(name: str) -> None:
 
 @dataclass(frozen=True)
 class Storage:
-    """Where a measured run keeps Dagster's runs and events."""
+    """The Dagster storage of a measured run: its instance file and environment variables."""
 
     label: str
     instance_file: str  # copied, relative to the repository, into the run's DAGSTER_HOME
     variables: tuple[tuple[str, str], ...] = ()  # set in the run's environment
     # Swap the deployment's pooled storage for dagster-postgres' own, to measure the pool.
     stock_postgres: bool = False
-
-    @property
-    def uses_postgres(self) -> bool:
-        return self.instance_file.startswith("deploy/")
 
     def with_variables(self, label: str, **variables: str) -> "Storage":
         return replace(self, label=label, variables=(*self.variables, *variables.items()))
@@ -387,8 +383,8 @@ def measure(arguments: argparse.Namespace) -> list[dict]:
 
         # The simulator builds each week on its first request. One unreported pass fills its
         # cache, so that no measurement pays for building the weeks.
-        most_weeks = str(max(arguments.weeks))
-        worker_measurement(environment, "plain", "--weeks", most_weeks, "--duckdb",
+        max_weeks = str(max(arguments.weeks))
+        worker_measurement(environment, "plain", "--weeks", max_weeks, "--duckdb",
                            str(folder / "warm_up.duckdb"))  # fmt: skip
 
         startup = worker_measurement(environment, "import")
@@ -418,7 +414,7 @@ def measure(arguments: argparse.Namespace) -> list[dict]:
 def measure_weeks(
     environment: dict[str, str], folder: Path, weeks: int, storages: list[Storage]
 ) -> list[dict]:
-    """The plain script, then each graph on each storage, for `weeks` weeks."""
+    """Measure the plain script, then each graph on each storage, for `weeks` weeks."""
     duckdb_path = str(folder / f"plain_{weeks}.duckdb")
     plain = worker_measurement(environment, "plain", "--weeks", str(weeks), "--duckdb", duckdb_path)
     rows = [{"name": "plain script", "weeks": weeks, **plain, "floor": True}]
@@ -461,7 +457,7 @@ def one_week_cli(environment: dict[str, str], folder: Path, url: str, storage: S
         str(BIN / "dagster"), "asset", "materialize", "-m", "streams_t100.definitions",
         "--select", "*", "--partition", week_keys(1)[0],
     ]  # fmt: skip
-    # The first run also creates the instance's tables; the schedule's runs find them in
+    # The first run also creates the instance's tables. The schedule's runs find them in
     # place, so the second run is the one reported.
     run_child(command, cli_environment)
     wall, peak_rss, _ = run_child([*command[:-1], week_keys(2)[1]], cli_environment)
