@@ -19,6 +19,7 @@ from streams_t100_tests.deployment import (
     http_ok,
     port_open,
     postgres_variables,
+    simulator_variables,
     wait_until,
 )
 
@@ -75,11 +76,7 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
             DAGSTER_CODE_SERVER_HOST="127.0.0.1",
             DAGSTER_CODE_SERVER_PORT=str(code_server_port),
             DAGSTER_WEBSERVER_PORT=str(webserver_port),
-            STREAMS_CHARTS_BASE_URL=simulator.base_url,
-            STREAMS_CHARTS_CLIENT_ID=simulator.client_id,
-            STREAMS_CHARTS_TOKEN=simulator.token,
-            STREAMS_CHARTS_ALLOW_PAID="true",
-            STREAMS_T100_DUCKDB_PATH=str(duckdb_path),
+            **simulator_variables(simulator, duckdb_path),
             **postgres_variables(database),
         )
         services: dict[str, ServiceProcess] = {}

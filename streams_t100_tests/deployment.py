@@ -90,6 +90,25 @@ def deployment_environment(**variables: str) -> dict[str, str]:
     return {**environment, **variables}
 
 
+def simulator_variables(simulator, duckdb_path: Path) -> dict[str, str]:
+    """Return the variables that point the pipeline at `simulator` and a DuckDB file."""
+    return {
+        "STREAMS_CHARTS_BASE_URL": simulator.base_url,
+        "STREAMS_CHARTS_CLIENT_ID": simulator.client_id,
+        "STREAMS_CHARTS_TOKEN": simulator.token,
+        "STREAMS_CHARTS_ALLOW_PAID": "true",
+        "STREAMS_T100_DUCKDB_PATH": str(duckdb_path),
+    }
+
+
+def materialize_command(selection: str, *partition_arguments: str) -> list[str]:
+    """Return the `dagster asset materialize` command for `selection` and the given weeks."""
+    return [
+        str(VENV_BIN / "dagster"), "asset", "materialize", "-m", "streams_t100.definitions",
+        "--select", selection, *partition_arguments,
+    ]  # fmt: skip
+
+
 def postgres_variables(database: str) -> dict[str, str]:
     return {
         "DAGSTER_PG_HOST": POSTGRES_HOST,

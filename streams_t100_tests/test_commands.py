@@ -1,6 +1,5 @@
 """The commands a user runs: `streams-t100 demo`, and Dagster's CLI from the repository root."""
 
-import os
 import re
 import socket
 import subprocess
@@ -12,18 +11,15 @@ import pytest
 from click.testing import CliRunner
 
 from streams_t100.cli import main
+from streams_t100_tests.deployment import (
+    deployment_environment,
+    materialize_command,
+    simulator_variables,
+)
 from streams_t100_tests.helpers import query
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-
-# Variables that would point a command at another API, warehouse or Dagster instance.
-PROJECT_VARIABLES = re.compile(r"^(STREAMS_CHARTS_|STREAMS_T100_|MOTHERDUCK_|DAGSTER_)")
-
-
-def clean_environment(**variables: str) -> dict[str, str]:
-    environment = {k: v for k, v in os.environ.items() if not PROJECT_VARIABLES.match(k)}
-    return {**environment, **variables}
 
 
 def run(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -34,7 +30,7 @@ def run(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Comple
 
 def test_demo_writes_the_weeks_it_reports(tmp_path):
     completed = run(
-        [str(BIN / "streams-t100"), "demo", "--weeks", "3"], tmp_path, clean_environment()
+        [str(BIN / "streams-t100"), "demo", "--weeks", "3"], tmp_path, deployment_environment()
     )
 
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -59,23 +55,6 @@ def test_demo_writes_the_weeks_it_reports(tmp_path):
     assert completed.stdout.count("Sim_") == 10
 
 
-def simulator_environment(simulator, database: Path) -> dict[str, str]:
-    return clean_environment(
-        STREAMS_CHARTS_BASE_URL=simulator.base_url,
-        STREAMS_CHARTS_CLIENT_ID=simulator.client_id,
-        STREAMS_CHARTS_TOKEN=simulator.token,
-        STREAMS_CHARTS_ALLOW_PAID="true",
-        STREAMS_T100_DUCKDB_PATH=str(database),
-    )
-
-
-def materialize_command(*partition_arguments: str) -> list[str]:
-    return [
-        str(BIN / "dagster"), "asset", "materialize", "-m", "streams_t100.definitions",
-        "--select", "*", *partition_arguments,
-    ]  # fmt: skip
-
-
 @pytest.mark.parametrize(
     ("partition_arguments", "expected_weeks"),
     [
@@ -89,9 +68,11 @@ def materialize_command(*partition_arguments: str) -> list[str]:
 )
 def test_readme_materialize_commands(simulator, tmp_path, partition_arguments, expected_weeks):
     database = tmp_path / "streams_t100.duckdb"
-    command = materialize_command(*partition_arguments)
+    command = materialize_command("*", *partition_arguments)
 
-    completed = run(command, REPOSITORY_ROOT, simulator_environment(simulator, database))
+    completed = run(
+        command, REPOSITORY_ROOT, deployment_environment(**simulator_variables(simulator, database))
+    )
 
     assert completed.returncode == 0, completed.stderr[-3000:]
     weeks = query(
@@ -112,7 +93,7 @@ def test_code_location_found_without_flags():
     # `dagster dev` and `dagster definitions validate` find the code location through
     # [tool.dagster] in pyproject.toml when run from the root with no flags.
     completed = run(
-        [str(BIN / "dagster"), "definitions", "validate"], REPOSITORY_ROOT, clean_environment()
+        [str(BIN / "dagster"), "definitions", "validate"], REPOSITORY_ROOT, deployment_environment()
     )
 
     assert completed.returncode == 0, completed.stderr[-3000:]

@@ -20,8 +20,10 @@ from streams_t100_tests.deployment import (
     fresh_postgres_database,
     interpolate,
     launch_asset_backfill,
+    materialize_command,
     postgres_variables,
     query_postgres,
+    simulator_variables,
     wait_for_backfill,
     wait_until,
 )
@@ -37,6 +39,7 @@ WEEKLY_ASSETS = [
     "weekly_category_summary",
 ]
 ALL_ASSETS = [*WEEKLY_ASSETS, "channel_profiles"]
+BASE_ASSETS = "raw_channel_pages,weekly_top_channels"
 
 
 def test_instance_stores_runs_in_postgres(tmp_path, simulator, duckdb_path):
@@ -189,17 +192,10 @@ def materialize_base_assets(home: Path, database: str, simulator, duckdb: Path, 
     """Run the base assets for `weeks` (a partition range) as one `dagster asset materialize`."""
     environment = deployment_environment(
         DAGSTER_HOME=str(home),
-        STREAMS_CHARTS_BASE_URL=simulator.base_url,
-        STREAMS_CHARTS_CLIENT_ID=simulator.client_id,
-        STREAMS_CHARTS_TOKEN=simulator.token,
-        STREAMS_CHARTS_ALLOW_PAID="true",
-        STREAMS_T100_DUCKDB_PATH=str(duckdb),
+        **simulator_variables(simulator, duckdb),
         **postgres_variables(database),
     )
-    command = [
-        str(VENV_BIN / "dagster"), "asset", "materialize", "-m", "streams_t100.definitions",
-        "--select", "raw_channel_pages,weekly_top_channels", "--partition-range", weeks,
-    ]  # fmt: skip
+    command = materialize_command(BASE_ASSETS, "--partition-range", weeks)
     completed = subprocess.run(
         command, env=environment, capture_output=True, text=True, timeout=300, check=False
     )

@@ -27,8 +27,10 @@ from streams_t100_tests.deployment import (
     dagster_home_from_repository,
     deployment_environment,
     fresh_postgres_database,
+    materialize_command,
     postgres_variables,
     query_postgres,
+    simulator_variables,
     wait_until,
 )
 from streams_t100_tests.helpers import client_for, materialize_weeks, query, step_error
@@ -176,26 +178,10 @@ def test_all_null_week_keeps_declared_type(simulator, paid_client, duckdb_path):
 
 
 def test_two_processes_write_different_weeks(simulator, duckdb_path):
-    environment = deployment_environment(
-        STREAMS_CHARTS_BASE_URL=simulator.base_url,
-        STREAMS_CHARTS_CLIENT_ID=simulator.client_id,
-        STREAMS_CHARTS_TOKEN=simulator.token,
-        STREAMS_CHARTS_ALLOW_PAID="true",
-        STREAMS_T100_DUCKDB_PATH=str(duckdb_path),
-    )
+    environment = deployment_environment(**simulator_variables(simulator, duckdb_path))
     writers = [
         subprocess.Popen(
-            [
-                str(VENV_BIN / "dagster"),
-                "asset",
-                "materialize",
-                "-m",
-                "streams_t100.definitions",
-                "--select",
-                "raw_channel_pages,weekly_top_channels",
-                "--partition",
-                week,
-            ],
+            materialize_command("raw_channel_pages,weekly_top_channels", "--partition", week),
             cwd=REPOSITORY_ROOT,
             env=environment,
             stdout=subprocess.DEVNULL,
