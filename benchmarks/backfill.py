@@ -307,7 +307,8 @@ class Storage:
     label: str
     instance_file: str  # copied, relative to the repository, into the run's DAGSTER_HOME
     variables: tuple[tuple[str, str], ...] = ()  # set in the run's environment
-    # Swap the deployment's pooled storage for dagster-postgres' own, to measure the pool.
+    # True: dagster-postgres' own storage in place of the deployment's pooled one, which
+    # measures what the pool saves.
     stock_postgres: bool = False
 
     def with_variables(self, label: str, **variables: str) -> "Storage":

@@ -72,7 +72,7 @@ class KeptConnections:
         self._engine = pooled_engine(postgres_url, token_provider)
 
     def optimize_for_webserver(self, statement_timeout, pool_recycle, max_overflow) -> None:
-        # The webserver's own pool replaces this one, whose connections would stay open.
+        # The webserver's pool replaces this one, so this one's connections are closed first.
         self._engine.dispose()
         super().optimize_for_webserver(statement_timeout, pool_recycle, max_overflow)
 
@@ -99,6 +99,8 @@ class PooledPostgresStorage(DagsterPostgresStorage):
     ):
         # DagsterPostgresStorage.__init__ would build the stock storages, so its attributes
         # are set here instead, with the pooled storages.
+        # NOTE: these are private attributes of dagster-postgres 0.29. If they change,
+        # test_instance_stores_runs_in_postgres fails on the storage types.
         self.postgres_url = postgres_url
         self.should_autocreate_tables = should_autocreate_tables
         self._inst_data = inst_data
